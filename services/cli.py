@@ -1,0 +1,204 @@
+"""The ``cdp`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.core.settings import Settings
+
+app = typer.Typer(
+    help="Customer data platform for online shops: events in, unified profiles and live segments out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory of the embedded warehouse [env CDP_DATA_DIR]")
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    http_port: Annotated[int | None, typer.Option(help="Ingest/admin API port [env CDP_HTTP_PORT]")] = None,
+    clickhouse_port: Annotated[
+        int | None, typer.Option(help="ClickHouse-compatible endpoint port [env CDP_CLICKHOUSE_HTTP_PORT]")
+    ] = None,
+    broker_port: Annotated[int | None, typer.Option(help="Tansu broker port [env CDP_BROKER_PORT]")] = None,
+    demo: Annotated[bool, typer.Option(help="Also stream demo traffic through the platform")] = False,
+    demo_customers: Annotated[int, typer.Option(help="Demo: number of customers")] = 1000,
+    demo_days: Annotated[int, typer.Option(help="Demo: days of history to replay")] = 90,
+    demo_live: Annotated[bool, typer.Option(help="Demo: keep sending live traffic after the history")] = True,
+) -> None:
+    """Start the single-node platform: broker, warehouse, ingest API and processors in one process."""
+    from services.runtime import StartupError, build, data_dir_lock, install_stop_signals, serve
+
+    settings = _settings(
+        data_dir=data_dir, http_port=http_port, clickhouse_http_port=clickhouse_port, broker_port=broker_port
+    )
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    try:
+        with data_dir_lock(settings.data_dir):
+            with console.status("starting the platform...") as status:
+                platform = build(settings, on_step=lambda step: status.update(f"{step}..."))
+            _banner(platform)
+
+            async def main() -> None:
+                stop = asyncio.Event()
+                install_stop_signals(stop)
+
+                def ready() -> None:
+                    console.print("[bold green]ready[/] (Ctrl-C stops)")
+                    if demo:
+                        _start_demo(platform.urls["ingest"], platform.secrets.write_key, demo_customers, demo_days,
+                                    demo_live, stop)  # fmt: skip
+
+                await serve(platform, stop, on_ready=ready)
+
+            asyncio.run(main())
+            console.print("stopped cleanly: everything accepted is in the warehouse")
+    except StartupError as exc:
+        raise _fail(str(exc)) from None
+    except Exception as exc:
+        from services.core.kafka.exceptions import KafkaAdapterError
+        from services.core.warehouse.port import WarehouseError
+
+        if isinstance(exc, KafkaAdapterError | WarehouseError):
+            raise _fail(str(exc)) from None
+        raise
+
+
+def _banner(platform: Any) -> None:
+    table = Table(title="cdp is up", show_header=False, title_justify="left")
+    table.add_column(style="bold cyan")
+    table.add_column()
+    urls = platform.urls
+    table.add_row("tracking API", f"{urls['ingest']}/v1/track | /v1/batch | /v1/webhooks/shop|chat|email")
+    table.add_row("health", f"{urls['ingest']}/healthz, /readyz")
+    table.add_row("metrics", urls["metrics"])
+    table.add_row("kafka", f"{urls['kafka']} (topics cdp.events, cdp.events.dlq, ...)")
+    table.add_row("clickhouse", f"{urls['clickhouse']} (BI user '{platform.settings.clickhouse_bi_user}', read-only)")
+    table.add_row("data dir", str(platform.settings.data_dir.resolve()))
+    key_note = " (generated, kept in the data dir)" if platform.secrets.write_key_generated else ""
+    table.add_row("write key", platform.secrets.write_key + key_note)
+    if platform.preloaded_ids:
+        table.add_row("restart", f"remembering {platform.preloaded_ids} recent messageIds for de-duplication")
+    console.print(table)
+    console.print(
+        "try: [bold]cdp sql \"SELECT channel, count() FROM cdp.events GROUP BY channel\"[/]"
+    )
+
+
+def _start_demo(url: str, write_key: str, customers: int, days: int, live: bool, stop: asyncio.Event) -> None:
+    from services.demo.runner import run_demo
+
+    loop = asyncio.get_running_loop()
+
+    def run() -> None:
+        try:
+            run_demo(url, write_key, customers=customers, days=days, live=live, console=console,
+                     should_stop=stop.is_set)  # fmt: skip
+        except Exception as exc:  # the platform keeps running for the user to query
+            err.print(f"[red]demo traffic stopped:[/] {exc}")
+        finally:
+            if not live:
+                console.print("demo history sent; the platform keeps running (Ctrl-C stops)")
+        del loop
+
+    threading.Thread(target=run, name="demo", daemon=True).start()
+
+
+@app.command()
+def demo(
+    url: Annotated[str | None, typer.Option(help="Ingest API base URL (default: this machine's cdp up)")] = None,
+    write_key: Annotated[str | None, typer.Option(help="Write key (default: CDP_WRITE_KEY or the data dir's)")] = None,
+    customers: Annotated[int, typer.Option(min=1, help="Number of customers")] = 1000,
+    days: Annotated[int, typer.Option(min=1, help="Days of history to replay")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same traffic")] = 42,
+    live: Annotated[bool, typer.Option(help="Continue with live traffic after the history")] = False,
+    rate: Annotated[float, typer.Option(min=0.1, help="Live traffic, events per second")] = 50.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Stream realistic, reproducible shop, chat and email traffic to a running platform."""
+    from services.core.secrets import read_existing
+    from services.demo.runner import run_demo
+
+    settings = _settings(data_dir=data_dir)
+    base_url = url or f"http://{settings.http_host}:{settings.http_port}"
+    key = write_key or (settings.write_key.get_secret_value() if settings.write_key else None)
+    key = key or read_existing(settings).get("write_key")
+    if not key:
+        raise _fail("no write key: pass --write-key, set CDP_WRITE_KEY, or run from the directory of 'cdp up'")
+    stats = run_demo(base_url, key, customers=customers, days=days, seed=seed, live=live, live_rate=rate,
+                     console=console)  # fmt: skip
+    if stats.rejected:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run, e.g. \"SELECT count() FROM cdp.events\"")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, tsv or json")] = "table",
+    write: Annotated[bool, typer.Option(help="Use the writer user instead of the read-only BI user")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Query the warehouse (the running platform's ClickHouse endpoint, or CDP_CLICKHOUSE_URL)."""
+    from services.core.sql_client import SqlClientError, run_sql
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        columns, rows = run_sql(settings, query, write=write)
+    except SqlClientError as exc:
+        raise _fail(str(exc)) from None
+    _print_rows(columns, rows, fmt)
+
+
+def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    import csv
+    import json
+
+    if fmt == "json":
+        sys.stdout.write(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=2))
+        sys.stdout.write("\n")
+    elif fmt in ("csv", "tsv"):
+        writer = csv.writer(sys.stdout, delimiter="," if fmt == "csv" else "\t")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*("" if value is None else str(value) for value in row))
+        console.print(table)
+        console.print(f"[dim]{len(rows)} row{'s' if len(rows) != 1 else ''}[/]")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""An idempotent confluent-kafka producer whose deliveries can be awaited from asyncio.
+
+One background thread serves delivery reports; a request awaits one future for all its records,
+so the HTTP answer is sent only once Kafka acknowledged everything (acks=all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from services.core.kafka.exceptions import ProduceError
+
+Record = tuple[str, bytes | None, bytes]  # topic, key, value
+
+
+def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 512 * 1024,
+        "compression.type": "lz4",
+        "message.timeout.ms": 30_000,
+    }
+    config.update(overrides)
+    return config
+
+
+class _DeliveryGroup:
+    """Counts down the acknowledgements of one group of records and settles one future."""
+
+    __slots__ = ("error", "future", "loop", "remaining")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.remaining = count
+        self.error: KafkaError | None = None
+
+    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None and self.error is None:
+            self.error = err
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.loop.call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        if self.future.done():
+            return
+        if self.error is not None:
+            self.future.set_exception(ProduceError(f"Kafka did not acknowledge a record: {self.error.str()}"))
+        else:
+            self.future.set_result(None)
+
+
+class AsyncProducer:
+    def __init__(self, bootstrap: str, **overrides: Any) -> None:
+        self._producer = Producer(producer_config(bootstrap, **overrides))
+        self._closing = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery", daemon=True)
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.05)
+
+    async def send(self, records: Sequence[Record]) -> None:
+        """Produce ``records`` and return once every one is acknowledged; raise ProduceError otherwise."""
+        if not records:
+            return
+        group = _DeliveryGroup(asyncio.get_running_loop(), len(records))
+        callback = group.on_delivery
+        produce = self._producer.produce
+        for topic, key, value in records:
+            while True:
+                try:
+                    produce(topic, value, key, on_delivery=callback)
+                    break
+                except BufferError:
+                    # Local queue full: Kafka is slower than intake. Wait for room (backpressure).
+                    await asyncio.sleep(0.005)
+        await group.future
+
+    def send_blocking(self, records: Sequence[Record], timeout: float = 30.0) -> None:
+        """Synchronous variant for CLI tools and tests."""
+        errors: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                errors.append(err)
+
+        for topic, key, value in records:
+            self._producer.produce(topic, value, key, on_delivery=on_delivery)
+        remaining = self._producer.flush(timeout)
+        if remaining or errors:
+            detail = errors[0].str() if errors else f"{remaining} records still queued"
+            raise ProduceError(f"Kafka did not acknowledge every record: {detail}")
+
+    def pending(self) -> int:
+        return len(self._producer)
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush what is queued and stop; returns the number of records that could not be sent."""
+        deadline = time.monotonic() + timeout
+        remaining = self._producer.flush(timeout)
+        self._closing.set()
+        self._poller.join(max(0.0, deadline - time.monotonic()) + 1.0)
+        return int(remaining)

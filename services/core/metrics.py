@@ -1,0 +1,112 @@
+"""Prometheus metrics of the platform. Tests pass a fresh ``CollectorRegistry`` to ``create``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class IngestMetrics(NamedTuple):
+    events_accepted: Counter
+    events_rejected: Counter
+    events_duplicate: Counter
+    requests: Counter
+    request_duration: Histogram
+    produce_duration: Histogram
+    dlq_messages: Counter
+    dlq_failures: Counter
+    webhook_skipped: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> IngestMetrics:
+        return cls(
+            events_accepted=Counter(
+                "cdp_ingest_events_accepted", "Events accepted and acknowledged by Kafka",
+                ["source", "channel"], registry=registry,
+            ),
+            events_rejected=Counter(
+                "cdp_ingest_events_rejected", "Events or requests refused, by reason",
+                ["source", "reason"], registry=registry,
+            ),
+            events_duplicate=Counter(
+                "cdp_ingest_events_duplicate", "Events dropped because their messageId was seen in the window",
+                ["source"], registry=registry,
+            ),
+            requests=Counter(
+                "cdp_ingest_requests", "HTTP requests by endpoint and status code",
+                ["endpoint", "status"], registry=registry,
+            ),
+            request_duration=Histogram(
+                "cdp_ingest_request_duration_seconds", "HTTP request latency by endpoint",
+                ["endpoint"], buckets=LATENCY_BUCKETS, registry=registry,
+            ),
+            produce_duration=Histogram(
+                "cdp_kafka_produce_duration_seconds", "Time until Kafka acknowledged a request's records",
+                ["topic"], buckets=LATENCY_BUCKETS, registry=registry,
+            ),
+            dlq_messages=Counter(
+                "cdp_dlq_messages", "Rejected payloads written to the dead-letter topic",
+                ["reason"], registry=registry,
+            ),
+            dlq_failures=Counter(
+                "cdp_dlq_write_failures", "Rejected payloads that could not be written to the DLQ",
+                registry=registry,
+            ),
+            webhook_skipped=Counter(
+                "cdp_webhook_events_skipped", "Provider webhook events with no meaning for the CDP",
+                ["provider"], registry=registry,
+            ),
+        )
+
+
+class SinkMetrics(NamedTuple):
+    rows_written: Counter
+    insert_duration: Histogram
+    insert_errors: Counter
+    consumer_lag: Gauge
+    batch_rows: Histogram
+    event_age: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> SinkMetrics:
+        return cls(
+            rows_written=Counter(
+                "cdp_warehouse_rows_written", "Rows inserted into the warehouse", ["table"], registry=registry
+            ),
+            insert_duration=Histogram(
+                "cdp_warehouse_insert_duration_seconds", "Warehouse insert latency", ["table"],
+                buckets=LATENCY_BUCKETS, registry=registry,
+            ),
+            insert_errors=Counter(
+                "cdp_warehouse_insert_errors", "Failed warehouse inserts (retried)", ["table"], registry=registry
+            ),
+            consumer_lag=Gauge(
+                "cdp_consumer_lag_records", "Records not yet processed by a consumer group",
+                ["group", "topic"], registry=registry,
+            ),
+            batch_rows=Histogram(
+                "cdp_warehouse_batch_rows", "Rows per warehouse insert", ["table"],
+                buckets=(1, 10, 100, 1000, 5000, 10_000, 50_000, 100_000), registry=registry,
+            ),
+            event_age=Histogram(
+                "cdp_warehouse_ingest_delay_seconds", "From HTTP acceptance to the row being in the warehouse",
+                ["table"], buckets=LATENCY_BUCKETS, registry=registry,
+            ),
+        )
+
+
+class PlatformMetrics(NamedTuple):
+    ingest: IngestMetrics
+    sink: SinkMetrics
+    up: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PlatformMetrics:
+        return cls(
+            ingest=IngestMetrics.create(registry),
+            sink=SinkMetrics.create(registry),
+            up=Gauge("cdp_component_up", "1 when a component is running", ["component"], registry=registry),
+        )

@@ -1,0 +1,69 @@
+"""Typed settings for every service, read from the environment (prefix ``CDP_``) and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One settings object for the whole platform.
+
+    Single-node mode is the default: no ``kafka_bootstrap`` means ``cdp up`` starts a Tansu broker,
+    no ``clickhouse_url`` means the embedded chDB engine in ``data_dir``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CDP_", env_file=".env", extra="ignore", frozen=True)
+
+    # --- storage and broker -------------------------------------------------------------------
+    data_dir: Path = Field(Path(".cdp-data"), description="Embedded warehouse data directory")
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers; unset = start Tansu")
+    broker_port: int = Field(9092, description="Port of the Tansu broker started in single-node mode")
+    topic_partitions: int = Field(4, ge=1, description="Partitions for new topics")
+    topic_replication: int = Field(1, ge=1, description="Replication factor for new topics")
+    kafka_session_timeout_ms: int = Field(6000, ge=1000, description="Consumer group session timeout")
+    clickhouse_url: str | None = Field(
+        None, description="ClickHouse server URL (http://user:pass@host:8123); unset = embedded chDB"
+    )
+    clickhouse_database: str = Field("cdp", description="Warehouse database name")
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    http_host: str = Field("127.0.0.1", description="Ingest/admin API bind address")
+    http_port: int = Field(8000, description="Ingest/admin API port")
+    clickhouse_http_host: str = Field("127.0.0.1", description="ClickHouse-compatible endpoint bind address")
+    clickhouse_http_port: int = Field(8123, description="ClickHouse-compatible endpoint port (single-node)")
+    clickhouse_bi_user: str = Field("bi", description="Read-only ClickHouse endpoint user for BI tools")
+    clickhouse_bi_password: SecretStr = Field(SecretStr(""), description="Password of the read-only BI user")
+    clickhouse_writer_user: str = Field("cdp", description="ClickHouse endpoint user allowed to write")
+    clickhouse_writer_password: SecretStr = Field(SecretStr(""), description="Password of the writer user")
+
+    # --- ingest -------------------------------------------------------------------------------
+    write_key: SecretStr | None = Field(None, description="Tracking API write key; unset = generated")
+    admin_token: SecretStr | None = Field(None, description="Bearer token for the admin API")
+    max_event_bytes: int = Field(32 * 1024, description="Largest accepted single event body")
+    max_batch_bytes: int = Field(500 * 1024, description="Largest accepted batch body")
+    dedup_window_seconds: int = Field(24 * 3600, ge=0, description="messageId de-duplication window")
+    dedup_max_entries: int = Field(5_000_000, ge=1000, description="messageIds remembered at most")
+    max_future_skew_seconds: int = Field(
+        24 * 3600, description="Events timed further in the future than this are rejected"
+    )
+    shopify_webhook_secret: SecretStr | None = Field(None, description="Shopify app secret (HMAC)")
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="SendGrid signed event webhook verification key (base64 ECDSA public key)"
+    )
+    zendesk_webhook_secret: SecretStr | None = Field(None, description="Zendesk webhook signing secret")
+
+    # --- warehouse sink -----------------------------------------------------------------------
+    sink_batch_rows: int = Field(50_000, ge=1, description="Rows per warehouse insert at most")
+    sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial batch is written")
+
+    # --- observability ------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Python log level")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,274 @@
+"""The tracking API (Segment-compatible) and provider webhooks, as a Starlette app."""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pydantic import TypeAdapter, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from schemas.events import EVENT_TYPES
+from services.core.kafka.exceptions import ProduceError
+from services.core.metrics import IngestMetrics
+from services.ingest.auth import WriteKeys, basic_auth_user
+from services.ingest.normalise import FieldError, Rejection
+from services.ingest.pipeline import DLQ_PAYLOAD_LIMIT, IngestPipeline, IngestResult
+from services.ingest.webhook_routes import WebhookConfig, webhook_endpoint
+
+Check = Callable[[], Awaitable[bool]]
+_datetime = TypeAdapter(datetime)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ClientError(Exception):
+    """A client mistake: answered with ``status`` and dead-lettered with ``rejection``."""
+
+    def __init__(self, status: int, rejection: Rejection, payload: bytes = b"") -> None:
+        super().__init__(rejection.describe())
+        self.status = status
+        self.rejection = rejection
+        self.payload = payload
+
+
+def error_body(rejection: Rejection, **extra: Any) -> dict[str, Any]:
+    return {
+        "success": False,
+        "error": rejection.reason,
+        "message": rejection.describe(),
+        "errors": [error.as_dict() for error in rejection.errors],
+        **extra,
+    }
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body (gunzipped if sent compressed), refusing more than ``limit`` bytes.
+
+    The first MiB of a refused body is kept for the DLQ.
+    """
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        return _gunzip(await _read_raw(request, limit), limit)
+    return await _read_raw(request, limit)
+
+
+def _too_large(limit: int, body: bytes) -> ClientError:
+    message = f"body is larger than {limit // 1024} KB; split it into smaller requests"
+    return ClientError(413, Rejection("too_large", (FieldError("", message),)), body)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        plain = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ClientError(400, Rejection("malformed_body", (FieldError("", f"invalid gzip body: {exc}"),)), body) from None
+    if len(plain) > limit or inflater.unconsumed_tail:
+        raise _too_large(limit, plain)
+    return plain
+
+
+async def _read_raw(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        if size < DLQ_PAYLOAD_LIMIT:
+            chunks.append(chunk)
+        size += len(chunk)
+        if size > max(limit, DLQ_PAYLOAD_LIMIT):
+            break
+    body = b"".join(chunks)
+    if size > limit or (declared and declared.isdigit() and int(declared) > limit):
+        raise _too_large(limit, body)
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    if not body.strip():
+        raise ClientError(400, Rejection("malformed_json", (FieldError("", "the body is empty"),)), body)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ClientError(400, Rejection("malformed_json", (FieldError("", f"invalid JSON: {exc}"),)), body) from None
+
+
+class IngestAPI:
+    def __init__(
+        self,
+        pipeline: IngestPipeline,
+        metrics: IngestMetrics,
+        write_keys: WriteKeys,
+        *,
+        max_event_bytes: int,
+        max_batch_bytes: int,
+        webhooks: WebhookConfig,
+        registry: CollectorRegistry,
+        readiness: Mapping[str, Check] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.write_keys = write_keys
+        self.max_event_bytes = max_event_bytes
+        self.max_batch_bytes = max_batch_bytes
+        self.webhooks = webhooks
+        self.registry = registry
+        self.readiness = dict(readiness or {})
+
+    def authorise(self, request: Request, body_key: Any = None) -> None:
+        key = basic_auth_user(request.headers.get("authorization"))
+        if key is None and isinstance(body_key, str):
+            key = body_key
+        if not self.write_keys.accepts(key):
+            message = (
+                "missing write key: send it as the HTTP Basic user name (as Segment SDKs do)"
+                if key is None
+                else "unknown write key"
+            )
+            raise ClientError(401, Rejection("unauthorized", (FieldError("", message),)))
+
+    async def handle(self, request: Request, endpoint: str, work: Callable[[], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await work()
+        except ClientError as exc:
+            await self.pipeline.dead_letter(exc.payload, exc.rejection, source="api", endpoint=endpoint)
+            headers = {"WWW-Authenticate": 'Basic realm="cdp"'} if exc.status == 401 else None
+            response = JSONResponse(error_body(exc.rejection), status_code=exc.status, headers=headers)
+        except ProduceError as exc:
+            response = JSONResponse(
+                {"success": False, "error": "unavailable", "message": f"{exc}; nothing was accepted, retry"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+        self.metrics.request_duration.labels(endpoint).observe(time.perf_counter() - started)
+        self.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    # --- tracking API ------------------------------------------------------------------------
+    def single(self, event_type: str) -> Callable[[Request], Awaitable[Response]]:
+        endpoint = f"/v1/{event_type}"
+
+        async def route(request: Request) -> Response:
+            async def work() -> Response:
+                body = await read_body(request, self.max_event_bytes)
+                self.authorise(request, _body_key(body))
+                item = parse_json(body)
+                if isinstance(item, dict):
+                    item["type"] = event_type
+                result = await self.pipeline.ingest([item], source="api", endpoint=endpoint)
+                return self.answer(result, single=True)
+
+            return await self.handle(request, endpoint, work)
+
+        return route
+
+    async def batch(self, request: Request) -> Response:
+        async def work() -> Response:
+            body = await read_body(request, self.max_batch_bytes)
+            self.authorise(request, _body_key(body))
+            payload = parse_json(body)
+            if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
+                raise ClientError(
+                    400,
+                    Rejection("invalid_batch", (FieldError("batch", "expected an object with a 'batch' array"),)),
+                    body,
+                )
+            items: list[Any] = payload["batch"]
+            oversize = [
+                (i, Rejection("too_large", (FieldError(f"batch[{i}]", f"event larger than {self.max_event_bytes // 1024} KB"),)))
+                for i, item in enumerate(items)
+                if len(orjson.dumps(item)) > self.max_event_bytes
+            ]
+            sent_at = _optional_datetime(payload.get("sentAt"), "sentAt", body)
+            context = payload.get("context") if isinstance(payload.get("context"), dict) else None
+            too_large = {i for i, _ in oversize}
+            keep = [i for i in range(len(items)) if i not in too_large]
+            result = await self.pipeline.ingest(
+                [items[i] for i in keep], source="api", endpoint="/v1/batch", batch_sent_at=sent_at,
+                batch_context=context, path_prefix="batch",
+            )
+            # Report rejections by their index in the client's batch, not in the filtered list.
+            result.rejected = [(keep[i], rej) for i, rej in result.rejected]
+            if oversize:
+                await self.pipeline.dead_letter_items(items, oversize, source="api", endpoint="/v1/batch")
+                result.rejected = sorted(result.rejected + oversize, key=lambda pair: pair[0])
+            return self.answer(result, single=False)
+
+        return await self.handle(request, "/v1/batch", work)
+
+    def answer(self, result: IngestResult, *, single: bool) -> Response:
+        if not result.rejected:
+            return JSONResponse({"success": True})
+        if single:
+            rejection = result.rejected[0][1]
+            return JSONResponse(error_body(rejection), status_code=400)
+        first = result.rejected[0][1]
+        body = error_body(
+            first,
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            rejected=len(result.rejected),
+        )
+        body["message"] = f"{len(result.rejected)} of the batch's events were rejected (the others were accepted)"
+        body["errors"] = result.errors
+        return JSONResponse(body, status_code=400)
+
+    # --- operations --------------------------------------------------------------------------
+    async def metrics_endpoint(self, _request: Request) -> Response:
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, _request: Request) -> Response:
+        checks = {name: await check() for name, check in self.readiness.items()}
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+def _body_key(body: bytes) -> Any:
+    # Segment lets a batch carry its write key in the body; find it without a full parse.
+    if b'"writeKey"' not in body:
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return payload.get("writeKey") if isinstance(payload, dict) else None
+
+
+def _optional_datetime(value: Any, path: str, body: bytes) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return _datetime.validate_python(value)
+    except ValidationError:
+        raise ClientError(
+            400, Rejection("invalid_batch", (FieldError(path, "expected an ISO 8601 date-time"),)), body
+        ) from None
+
+
+def create_ingest_app(api: IngestAPI) -> Starlette:
+    routes = [Route(f"/v1/{event_type}", api.single(event_type), methods=["POST"]) for event_type in EVENT_TYPES]
+    routes += [
+        Route("/v1/batch", api.batch, methods=["POST"]),
+        Route("/v1/webhooks/{channel}", webhook_endpoint(api), methods=["POST"]),
+        Route("/metrics", api.metrics_endpoint, methods=["GET"]),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)

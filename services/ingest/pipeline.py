@@ -1,0 +1,154 @@
+"""The ingest pipeline: normalise, de-duplicate, produce to ``cdp.events``; rejects go to the DLQ.
+
+It knows nothing of HTTP: the tracking API and the webhooks both hand it decoded items.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from schemas import topics
+from schemas.events import CanonicalEvent, DeadLetter
+from services.core.kafka.producer import AsyncProducer, Record
+from services.core.metrics import IngestMetrics
+from services.ingest.dedup import MessageIdWindow
+from services.ingest.normalise import FieldError, Rejection, normalise, partition_key
+
+log = logging.getLogger(__name__)
+DLQ_PAYLOAD_LIMIT = 1024 * 1024
+
+
+@dataclass(slots=True)
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, Rejection]] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        out = []
+        for index, rejection in self.rejected:
+            for error in rejection.errors or (FieldError("", rejection.reason),):
+                out.append({"index": index, "reason": rejection.reason, **error.as_dict()})
+        return out
+
+
+def _dumps_event(event: CanonicalEvent) -> bytes:
+    return orjson.dumps(event.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        producer: AsyncProducer,
+        metrics: IngestMetrics,
+        dedup: MessageIdWindow,
+        max_future_skew: timedelta = timedelta(days=1),
+    ) -> None:
+        self._producer = producer
+        self._metrics = metrics
+        self._dedup = dedup
+        self._max_future_skew = max_future_skew
+
+    async def ingest(
+        self,
+        items: Sequence[Any],
+        *,
+        source: str,
+        endpoint: str,
+        batch_sent_at: datetime | None = None,
+        batch_context: Mapping[str, Any] | None = None,
+        path_prefix: str = "",
+    ) -> IngestResult:
+        """Accept every valid item (acknowledged by Kafka when this returns), dead-letter the rest.
+
+        Raises ProduceError when Kafka did not acknowledge: the caller answers 503 and the client
+        retries; the claimed messageIds are released so that retry is not dropped as a duplicate.
+        """
+        received_at = datetime.now(UTC)
+        now = time.time()
+        result = IngestResult()
+        records: list[Record] = []
+        claimed: list[str] = []
+        channels: dict[str, int] = {}
+        for index, item in enumerate(items):
+            path = f"{path_prefix}[{index}]" if path_prefix else ""
+            outcome = normalise(
+                item,
+                received_at=received_at,
+                default_source=source,
+                batch_sent_at=batch_sent_at,
+                batch_context=batch_context,
+                max_future_skew=self._max_future_skew,
+                path=path,
+            )
+            if isinstance(outcome, Rejection):
+                result.rejected.append((index, outcome))
+                continue
+            if not self._dedup.claim(outcome.message_id, now):
+                result.duplicates += 1
+                continue
+            claimed.append(outcome.message_id)
+            records.append((topics.EVENTS, partition_key(outcome), _dumps_event(outcome)))
+            channels[outcome.channel.value] = channels.get(outcome.channel.value, 0) + 1
+
+        if records:
+            started = time.perf_counter()
+            try:
+                await self._producer.send(records)
+            except BaseException:
+                self._dedup.release(claimed)
+                raise
+            self._metrics.produce_duration.labels(topics.EVENTS).observe(time.perf_counter() - started)
+        result.accepted = len(records)
+        for channel, count in channels.items():
+            self._metrics.events_accepted.labels(source, channel).inc(count)
+        if result.duplicates:
+            self._metrics.events_duplicate.labels(source).inc(result.duplicates)
+        if result.rejected:
+            await self.dead_letter_items(items, result.rejected, source=source, endpoint=endpoint)
+        return result
+
+    async def dead_letter_items(
+        self, items: Sequence[Any], rejected: Sequence[tuple[int, Rejection]], *, source: str, endpoint: str
+    ) -> None:
+        letters = []
+        for index, rejection in rejected:
+            payload = orjson.dumps(items[index], default=str)
+            letters.append(self._letter(payload, rejection, source=source, endpoint=endpoint))
+        await self._send_letters(letters)
+
+    async def dead_letter(self, payload: bytes, rejection: Rejection, *, source: str, endpoint: str) -> None:
+        """Dead-letter a whole request body (malformed JSON, bad key, bad signature, too large)."""
+        await self._send_letters([self._letter(payload, rejection, source=source, endpoint=endpoint)])
+
+    def _letter(self, payload: bytes, rejection: Rejection, *, source: str, endpoint: str) -> tuple[str, bytes]:
+        self._metrics.events_rejected.labels(source, rejection.reason).inc()
+        letter = DeadLetter(
+            reason=rejection.reason,
+            errors=[error.as_dict() for error in rejection.errors],
+            source=source,
+            endpoint=endpoint,
+            received_at=datetime.now(UTC),
+            payload=payload[:DLQ_PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+            payload_truncated=len(payload) > DLQ_PAYLOAD_LIMIT,
+        )
+        return rejection.reason, orjson.dumps(letter.model_dump(mode="json", by_alias=True))
+
+    async def _send_letters(self, letters: Sequence[tuple[str, bytes]]) -> None:
+        try:
+            await self._producer.send([(topics.EVENTS_DLQ, None, value) for _, value in letters])
+        except Exception:
+            # The client's answer is a 4xx either way; losing the DLQ copy is an operator alert.
+            self._metrics.dlq_failures.inc(len(letters))
+            log.exception("could not write %d rejected payloads to %s", len(letters), topics.EVENTS_DLQ)
+            return
+        for reason, _ in letters:
+            self._metrics.dlq_messages.labels(reason).inc()

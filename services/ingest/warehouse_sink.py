@@ -1,0 +1,211 @@
+"""Moves ``cdp.events`` into the warehouse ``events`` table in large batches, exactly once in effect.
+
+At-least-once from Kafka (offsets are committed only after the insert), exactly-once in the
+table: every row records its Kafka cluster, partition and offset, the sink resumes after the
+highest offset the table holds, and each insert carries a deduplication token for its offset
+ranges, so a retried insert adds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from schemas import topics
+from services.core.metrics import SinkMetrics
+from services.core.warehouse.port import Warehouse, WarehouseError
+from services.ingest.event_rows import EVENT_COLUMNS, event_row
+
+log = logging.getLogger(__name__)
+TABLE = "events"
+
+
+@dataclass(slots=True)
+class _Batch:
+    rows: list[bytes] = field(default_factory=list)
+    ranges: dict[int, list[int]] = field(default_factory=dict)  # partition -> [first, last]
+    oldest_received: str | None = None
+    started: float = 0.0
+
+    def add(self, partition: int, offset: int, row: bytes, received_at: str) -> None:
+        if not self.rows:
+            self.started = time.monotonic()
+        self.rows.append(row)
+        span = self.ranges.setdefault(partition, [offset, offset])
+        span[1] = offset
+        if self.oldest_received is None or received_at < self.oldest_received:
+            self.oldest_received = received_at
+
+    def token(self, cluster: str) -> str:
+        spans = ",".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.ranges.items()))
+        return hashlib.sha256(f"{cluster}|{TABLE}|{spans}".encode()).hexdigest()
+
+
+def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session_timeout_ms,
+        "heartbeat.interval.ms": max(500, session_timeout_ms // 3),
+        "isolation.level": "read_committed",
+        "fetch.wait.max.ms": 100,
+    }
+
+
+class EventsSink:
+    def __init__(
+        self,
+        bootstrap: str,
+        cluster_id: str,
+        warehouse: Warehouse,
+        metrics: SinkMetrics,
+        *,
+        group: str = "cdp-warehouse-events",
+        batch_rows: int = 50_000,
+        flush_seconds: float = 1.0,
+        session_timeout_ms: int = 6000,
+    ) -> None:
+        self._warehouse = warehouse
+        self._metrics = metrics
+        self._cluster = cluster_id
+        self._group = group
+        self._batch_rows = batch_rows
+        self._flush_seconds = flush_seconds
+        self._consumer = Consumer(consumer_config(bootstrap, group, session_timeout_ms))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._assigned = threading.Event()
+        self.rows_written = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._consumer.subscribe([topics.EVENTS], on_assign=self._on_assign)
+        self._thread = threading.Thread(target=self._run, name="events-sink", daemon=True)
+        self._thread.start()
+
+    def wait_assigned(self, timeout: float) -> bool:
+        return self._assigned.wait(timeout)
+
+    def stop(self, drain_timeout: float = 10.0) -> None:
+        """Write what has been consumed, commit, leave the group. With a drain timeout, first
+        catch up with everything already on the topic (clean shutdown loses nothing)."""
+        self._drain_deadline = time.monotonic() + drain_timeout
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(drain_timeout + 30)
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- positions ---------------------------------------------------------------------------
+    def _resume_offsets(self) -> dict[int, int]:
+        rows = self._warehouse.query(
+            f"SELECT kafka_partition, max(kafka_offset) FROM {self._warehouse.database}.{TABLE} "
+            "WHERE kafka_cluster = {cluster:String} GROUP BY kafka_partition",
+            {"cluster": self._cluster},
+        )
+        return {int(partition): int(offset) + 1 for partition, offset in rows}
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        try:
+            stored = self._resume_offsets()
+        except WarehouseError:
+            log.exception("cannot read resume offsets from the warehouse; using committed offsets")
+            stored = {}
+        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=10)}
+        for tp in partitions:
+            offset = max(stored.get(tp.partition, -1), committed.get(tp.partition, -1))
+            tp.offset = offset if offset >= 0 else OFFSET_BEGINNING
+        consumer.assign(partitions)
+        self._assigned.set()
+
+    # --- loop --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        batch = _Batch()
+        last_lag = 0.0
+        try:
+            while True:
+                stopping = self._stop.is_set()
+                messages = self._consumer.consume(min(self._batch_rows, 10_000), 0.1 if stopping else 0.2)
+                for message in messages:
+                    self._add(batch, message)
+                due = batch.rows and (
+                    len(batch.rows) >= self._batch_rows or time.monotonic() - batch.started >= self._flush_seconds
+                )
+                if due or (stopping and batch.rows):
+                    self._write(batch)
+                    batch = _Batch()
+                if time.monotonic() - last_lag > 5:
+                    self._report_lag()
+                    last_lag = time.monotonic()
+                if stopping and (not messages or time.monotonic() > self._drain_deadline):
+                    break
+        except Exception:
+            log.exception("the events sink stopped on an unexpected error; uncommitted events will be re-read")
+        finally:
+            self._consumer.close()
+
+    def _add(self, batch: _Batch, message: Message) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error on %s: %s", topics.EVENTS, error.str())
+            return
+        value = message.value()
+        try:
+            event = orjson.loads(value)
+            row = event_row(event, self._cluster, message.partition(), message.offset())
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            # Only the ingest service writes here; a broken record is logged and skipped, not retried forever.
+            log.error("skipping unreadable record %s[%d]@%d", topics.EVENTS, message.partition(), message.offset())
+            return
+        batch.add(message.partition(), message.offset(), orjson.dumps(row), row["received_at"])
+
+    def _write(self, batch: _Batch) -> None:
+        payload = b"\n".join(batch.rows)
+        token = batch.token(self._cluster)
+        delay = 0.2
+        while True:
+            started = time.perf_counter()
+            try:
+                self._warehouse.insert_json_rows(TABLE, payload, columns=EVENT_COLUMNS, dedup_token=token)
+                break
+            except WarehouseError as exc:
+                self._metrics.insert_errors.labels(TABLE).inc()
+                if self._stop.is_set() and time.monotonic() > self._drain_deadline:
+                    log.error("giving up writing %d rows at shutdown (they stay on Kafka): %s", len(batch.rows), exc)
+                    raise
+                log.warning("warehouse insert failed (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self._metrics.insert_duration.labels(TABLE).observe(time.perf_counter() - started)
+        self._metrics.rows_written.labels(TABLE).inc(len(batch.rows))
+        self._metrics.batch_rows.labels(TABLE).observe(len(batch.rows))
+        if batch.oldest_received:
+            oldest = datetime.fromisoformat(batch.oldest_received).replace(tzinfo=UTC)
+            self._metrics.event_age.labels(TABLE).observe((datetime.now(UTC) - oldest).total_seconds())
+        self.rows_written += len(batch.rows)
+        offsets = [TopicPartition(topics.EVENTS, p, last + 1) for p, (_first, last) in batch.ranges.items()]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _report_lag(self) -> None:
+        try:
+            assignment = self._consumer.assignment()
+            lag = 0
+            for tp in self._consumer.position(assignment):
+                _low, high = self._consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+                if tp.offset >= 0:
+                    lag += max(0, high - tp.offset)
+            self._metrics.consumer_lag.labels(self._group, topics.EVENTS).set(lag)
+        except Exception:  # lag is informational; never let it stop the sink
+            log.debug("lag report failed", exc_info=True)

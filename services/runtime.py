@@ -1,0 +1,240 @@
+"""The one place that wires the platform together: ``cdp up`` (single node) runs it all in one process.
+
+Start order: data dir lock -> broker (Tansu unless CDP_KAFKA_BOOTSTRAP) -> topics -> warehouse and
+migrations -> ClickHouse HTTP endpoint (embedded mode) -> producer, ingest API -> events sink.
+Stop order is the reverse, so that everything accepted is in the warehouse before the broker,
+which keeps nothing on disk, goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+
+from schemas.topics import PLATFORM_TOPICS
+from services.core.kafka.admin import cluster_id, ensure_topics
+from services.core.kafka.broker import TansuBroker
+from services.core.kafka.exceptions import BrokerError
+from services.core.kafka.producer import AsyncProducer
+from services.core.metrics import PlatformMetrics
+from services.core.secrets import PlatformSecrets, load_or_create
+from services.core.settings import Settings
+from services.core.warehouse.chdb_adapter import ChdbWarehouse
+from services.core.warehouse.factory import open_warehouse
+from services.core.warehouse.http_endpoint import create_clickhouse_http_app
+from services.core.warehouse.migrations import apply_migrations
+from services.core.warehouse.port import Warehouse
+from services.ingest.api import IngestAPI, create_ingest_app
+from services.ingest.auth import WriteKeys
+from services.ingest.dedup import MessageIdWindow
+from services.ingest.pipeline import IngestPipeline
+from services.ingest.warehouse_sink import EventsSink
+from services.ingest.webhook_routes import WebhookConfig
+
+log = logging.getLogger("cdp")
+
+
+class StartupError(Exception):
+    """The platform cannot start; the message says what to do."""
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the platform stops all servers together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[IO[str]]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / ".lock", "w")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StartupError(
+            f"another 'cdp up' already uses {data_dir}: stop it first, or give this one its own "
+            "--data-dir (the embedded warehouse belongs to exactly one process)"
+        ) from None
+    try:
+        yield handle
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    secrets: PlatformSecrets
+    bootstrap: str
+    cluster_id: str
+    warehouse: Warehouse
+    producer: AsyncProducer
+    sink: EventsSink
+    servers: list[tuple[str, _QuietServer]]
+    registry: CollectorRegistry
+    broker: TansuBroker | None = None
+    preloaded_ids: int = 0
+    urls: dict[str, str] = field(default_factory=dict)
+
+
+def _server(app: Any, host: str, port: int) -> _QuietServer:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
+        loop="none", http="httptools", timeout_graceful_shutdown=5,
+    )  # fmt: skip
+    return _QuietServer(config)
+
+
+def _preload_dedup(warehouse: Warehouse, window: MessageIdWindow, settings: Settings) -> int:
+    if settings.dedup_window_seconds <= 0:
+        return 0
+    rows = warehouse.query(
+        f"SELECT message_id, toUnixTimestamp64Milli(received_at) / 1000 FROM {warehouse.database}.events "
+        "WHERE received_at > now64(3) - toIntervalSecond({window:UInt32}) "
+        "ORDER BY received_at DESC LIMIT {limit:UInt32}",
+        {"window": settings.dedup_window_seconds, "limit": settings.dedup_max_entries},
+    )
+    return window.preload(((str(mid), float(ts)) for mid, ts in rows), time.time())
+
+
+def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -> Platform:
+    """Start every component (blocking work: call before the event loop serves requests)."""
+    secrets = load_or_create(settings)
+    settings = settings.model_copy(
+        update={"clickhouse_writer_password": SecretStr(secrets.clickhouse_writer_password)}
+    )
+    registry = CollectorRegistry()
+    metrics = PlatformMetrics.create(registry)
+
+    broker: TansuBroker | None = None
+    if settings.kafka_bootstrap:
+        bootstrap = settings.kafka_bootstrap
+    else:
+        on_step(f"starting the Tansu broker on 127.0.0.1:{settings.broker_port}")
+        logs = settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        broker = TansuBroker("127.0.0.1", settings.broker_port, log_path=logs / "tansu.log")
+        broker.start()
+        bootstrap = broker.bootstrap
+    try:
+        on_step("creating topics")
+        ensure_topics(bootstrap, PLATFORM_TOPICS, settings.topic_partitions, settings.topic_replication)
+        cluster = broker.cluster_id if broker else cluster_id(bootstrap)
+
+        on_step("opening the warehouse and applying migrations")
+        warehouse = open_warehouse(settings)
+        applied = apply_migrations(warehouse)
+        if applied:
+            on_step(f"applied migrations: {', '.join(applied)}")
+
+        producer = AsyncProducer(bootstrap)
+        window = MessageIdWindow(settings.dedup_window_seconds, settings.dedup_max_entries)
+        preloaded = _preload_dedup(warehouse, window, settings)
+        pipeline = IngestPipeline(
+            producer, metrics.ingest, window, max_future_skew=timedelta(seconds=settings.max_future_skew_seconds)
+        )
+        sink = EventsSink(
+            bootstrap, cluster, warehouse, metrics.sink, batch_rows=settings.sink_batch_rows,
+            flush_seconds=settings.sink_flush_seconds, session_timeout_ms=settings.kafka_session_timeout_ms,
+        )  # fmt: skip
+
+        async def broker_ready() -> bool:
+            return broker.is_running() if broker else True
+
+        async def sink_running() -> bool:
+            return sink.is_alive()
+
+        async def warehouse_ready() -> bool:
+            return await asyncio.to_thread(warehouse.ping)
+
+        api = IngestAPI(
+            pipeline, metrics.ingest, WriteKeys([secrets.write_key]),
+            max_event_bytes=settings.max_event_bytes, max_batch_bytes=settings.max_batch_bytes,
+            webhooks=WebhookConfig.from_settings(settings), registry=registry,
+            readiness={"broker": broker_ready, "warehouse": warehouse_ready, "events_sink": sink_running},
+        )  # fmt: skip
+        servers = [("ingest", _server(create_ingest_app(api), settings.http_host, settings.http_port))]
+        urls = {
+            "ingest": f"http://{settings.http_host}:{settings.http_port}",
+            "metrics": f"http://{settings.http_host}:{settings.http_port}/metrics",
+            "kafka": bootstrap,
+        }
+        if isinstance(warehouse, ChdbWarehouse):
+            endpoint = create_clickhouse_http_app(warehouse, settings)
+            servers.append(
+                ("clickhouse", _server(endpoint, settings.clickhouse_http_host, settings.clickhouse_http_port))
+            )
+            urls["clickhouse"] = f"http://{settings.clickhouse_http_host}:{settings.clickhouse_http_port}"
+        else:
+            urls["clickhouse"] = str(settings.clickhouse_url)
+        for component in ("broker", "warehouse", "ingest", "events_sink"):
+            metrics.up.labels(component).set(1)
+    except Exception:
+        if broker is not None:
+            broker.stop()
+        raise
+    return Platform(
+        settings=settings, secrets=secrets, bootstrap=bootstrap, cluster_id=cluster, warehouse=warehouse,
+        producer=producer, sink=sink, servers=servers, registry=registry, broker=broker,
+        preloaded_ids=preloaded, urls=urls,
+    )  # fmt: skip
+
+
+async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
+    """Serve until ``stop`` is set, then shut everything down in order."""
+    platform.sink.start()
+    tasks = [asyncio.create_task(server.serve(), name=name) for name, server in platform.servers]
+    while not all(server.started for _, server in platform.servers):
+        done = [task for task in tasks if task.done()]
+        if done:
+            # A server that ended before starting could not bind its port.
+            stop.set()
+            break
+        await asyncio.sleep(0.02)
+    else:
+        on_ready()
+    await stop.wait()
+    await shutdown(platform, tasks)
+
+
+async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
+    for _name, server in platform.servers:
+        if _name == "ingest":
+            server.should_exit = True
+    await asyncio.gather(*(t for t in tasks if t.get_name() == "ingest"), return_exceptions=True)
+    unsent = await asyncio.to_thread(platform.producer.close)
+    if unsent:
+        log.error("%d accepted events could not be written to Kafka at shutdown", unsent)
+    await asyncio.to_thread(platform.sink.stop)
+    for _name, server in platform.servers:
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
+    platform.warehouse.close()
+    if platform.broker is not None:
+        platform.broker.stop()
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+__all__ = ["BrokerError", "Platform", "StartupError", "build", "data_dir_lock", "install_stop_signals", "serve"]
