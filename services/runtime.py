@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from pydantic import SecretStr
 
 from schemas.topics import PLATFORM_TOPICS
 from services.core.kafka.admin import cluster_id, ensure_topics
-from services.core.kafka.broker import TansuBroker
+from services.core.kafka.broker import TansuBroker, port_is_free
 from services.core.kafka.exceptions import BrokerError
 from services.core.kafka.producer import AsyncProducer
 from services.core.metrics import PlatformMetrics
@@ -114,8 +115,23 @@ def _preload_dedup(warehouse: Warehouse, window: MessageIdWindow, settings: Sett
     return window.preload(((str(mid), float(ts)) for mid, ts in rows), time.time())
 
 
+def _check_ports(settings: Settings) -> None:
+    wanted = [("ingest API", settings.http_host, settings.http_port, "--http-port / CDP_HTTP_PORT")]
+    if not settings.clickhouse_url:
+        wanted.append(
+            ("ClickHouse endpoint", settings.clickhouse_http_host, settings.clickhouse_http_port,
+             "--clickhouse-port / CDP_CLICKHOUSE_HTTP_PORT")
+        )  # fmt: skip
+    if not settings.kafka_bootstrap:
+        wanted.append(("Kafka broker", "127.0.0.1", settings.broker_port, "--broker-port / CDP_BROKER_PORT"))
+    for what, host, port, option in wanted:
+        if not port_is_free(host, port):
+            raise StartupError(f"port {port} for the {what} is in use on {host}: free it or choose another with {option}")
+
+
 def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -> Platform:
     """Start every component (blocking work: call before the event loop serves requests)."""
+    _check_ports(settings)
     secrets = load_or_create(settings)
     settings = settings.model_copy(
         update={"clickhouse_writer_password": SecretStr(secrets.clickhouse_writer_password)}
@@ -238,3 +254,32 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 __all__ = ["BrokerError", "Platform", "StartupError", "build", "data_dir_lock", "install_stop_signals", "serve"]
+
+
+class RunningPlatform:
+    """A platform served by a background thread with its own event loop (tests, benchmarks, embedding)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cdp-platform", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(serve(self.platform, self._stop, on_ready=self._ready.set))
+
+    def start(self, timeout: float = 30.0) -> RunningPlatform:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise StartupError("the platform did not become ready in time")
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+
+def start_in_background(settings: Settings) -> RunningPlatform:
+    return RunningPlatform(build(settings)).start()

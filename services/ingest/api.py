@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -20,90 +19,13 @@ from schemas.events import EVENT_TYPES
 from services.core.kafka.exceptions import ProduceError
 from services.core.metrics import IngestMetrics
 from services.ingest.auth import WriteKeys, basic_auth_user
+from services.ingest.http import ClientError, JSONResponse, body_write_key, error_body, parse_json, read_body
 from services.ingest.normalise import FieldError, Rejection
-from services.ingest.pipeline import DLQ_PAYLOAD_LIMIT, IngestPipeline, IngestResult
+from services.ingest.pipeline import IngestPipeline, IngestResult
 from services.ingest.webhook_routes import WebhookConfig, webhook_endpoint
 
 Check = Callable[[], Awaitable[bool]]
 _datetime = TypeAdapter(datetime)
-
-
-class JSONResponse(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
-
-
-class ClientError(Exception):
-    """A client mistake: answered with ``status`` and dead-lettered with ``rejection``."""
-
-    def __init__(self, status: int, rejection: Rejection, payload: bytes = b"") -> None:
-        super().__init__(rejection.describe())
-        self.status = status
-        self.rejection = rejection
-        self.payload = payload
-
-
-def error_body(rejection: Rejection, **extra: Any) -> dict[str, Any]:
-    return {
-        "success": False,
-        "error": rejection.reason,
-        "message": rejection.describe(),
-        "errors": [error.as_dict() for error in rejection.errors],
-        **extra,
-    }
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body (gunzipped if sent compressed), refusing more than ``limit`` bytes.
-
-    The first MiB of a refused body is kept for the DLQ.
-    """
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        return _gunzip(await _read_raw(request, limit), limit)
-    return await _read_raw(request, limit)
-
-
-def _too_large(limit: int, body: bytes) -> ClientError:
-    message = f"body is larger than {limit // 1024} KB; split it into smaller requests"
-    return ClientError(413, Rejection("too_large", (FieldError("", message),)), body)
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        plain = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise ClientError(400, Rejection("malformed_body", (FieldError("", f"invalid gzip body: {exc}"),)), body) from None
-    if len(plain) > limit or inflater.unconsumed_tail:
-        raise _too_large(limit, plain)
-    return plain
-
-
-async def _read_raw(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        if size < DLQ_PAYLOAD_LIMIT:
-            chunks.append(chunk)
-        size += len(chunk)
-        if size > max(limit, DLQ_PAYLOAD_LIMIT):
-            break
-    body = b"".join(chunks)
-    if size > limit or (declared and declared.isdigit() and int(declared) > limit):
-        raise _too_large(limit, body)
-    return body
-
-
-def parse_json(body: bytes) -> Any:
-    if not body.strip():
-        raise ClientError(400, Rejection("malformed_json", (FieldError("", "the body is empty"),)), body)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ClientError(400, Rejection("malformed_json", (FieldError("", f"invalid JSON: {exc}"),)), body) from None
 
 
 class IngestAPI:
@@ -140,12 +62,14 @@ class IngestAPI:
             )
             raise ClientError(401, Rejection("unauthorized", (FieldError("", message),)))
 
-    async def handle(self, request: Request, endpoint: str, work: Callable[[], Awaitable[Response]]) -> Response:
+    async def handle(
+        self, request: Request, endpoint: str, work: Callable[[], Awaitable[Response]], source: str = "api"
+    ) -> Response:
         started = time.perf_counter()
         try:
             response = await work()
         except ClientError as exc:
-            await self.pipeline.dead_letter(exc.payload, exc.rejection, source="api", endpoint=endpoint)
+            await self.pipeline.dead_letter(exc.payload, exc.rejection, source=source, endpoint=endpoint)
             headers = {"WWW-Authenticate": 'Basic realm="cdp"'} if exc.status == 401 else None
             response = JSONResponse(error_body(exc.rejection), status_code=exc.status, headers=headers)
         except ProduceError as exc:
@@ -165,7 +89,7 @@ class IngestAPI:
         async def route(request: Request) -> Response:
             async def work() -> Response:
                 body = await read_body(request, self.max_event_bytes)
-                self.authorise(request, _body_key(body))
+                self.authorise(request, body_write_key(body))
                 item = parse_json(body)
                 if isinstance(item, dict):
                     item["type"] = event_type
@@ -179,7 +103,7 @@ class IngestAPI:
     async def batch(self, request: Request) -> Response:
         async def work() -> Response:
             body = await read_body(request, self.max_batch_bytes)
-            self.authorise(request, _body_key(body))
+            self.authorise(request, body_write_key(body))
             payload = parse_json(body)
             if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
                 raise ClientError(
@@ -238,17 +162,6 @@ class IngestAPI:
         checks = {name: await check() for name, check in self.readiness.items()}
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-
-def _body_key(body: bytes) -> Any:
-    # Segment lets a batch carry its write key in the body; find it without a full parse.
-    if b'"writeKey"' not in body:
-        return None
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return payload.get("writeKey") if isinstance(payload, dict) else None
 
 
 def _optional_datetime(value: Any, path: str, body: bytes) -> datetime | None:
