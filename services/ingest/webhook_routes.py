@@ -17,7 +17,7 @@ from schemas.base import Channel
 from services.core.settings import Settings
 from services.ingest.http import ClientError, JSONResponse, body_write_key, parse_json, read_body
 from services.ingest.normalise import FieldError, Rejection
-from services.ingest.webhooks import UnknownProviderError, detect_provider
+from services.ingest.webhooks import ProviderSelectionError, detect_provider
 from services.ingest.webhooks.base import PayloadError, ProviderConfigError, SignatureError
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def webhook_endpoint(api: IngestAPI) -> Callable[[Request], Awaitable[Response]]
             body = await read_body(request, api.max_batch_bytes)
             try:
                 provider = detect_provider(channel, request.headers, body, request.query_params.get("provider"))
-            except UnknownProviderError as exc:
+            except ProviderSelectionError as exc:
                 raise ClientError(400, Rejection("unknown_provider", (FieldError("provider", str(exc)),)), body) from None
 
             if provider is None:
