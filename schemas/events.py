@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
-from typing_extensions import Annotated
 
 from schemas.base import SCHEMA_VERSION, Channel, WireModel
 
@@ -129,7 +128,9 @@ class DeadLetter(WireModel):
     """A rejected input on ``cdp.events.dlq``: the raw payload and why it was refused."""
 
     schema_version: int = SCHEMA_VERSION
-    reason: str = Field(description="Machine-readable reason, e.g. invalid_event, malformed_json, bad_signature")
+    reason: str = Field(
+        description="Machine-readable reason, e.g. invalid_event, malformed_json, bad_signature"
+    )
     errors: list[dict[str, Any]] = Field(default_factory=list, description="Field path and message per error")
     source: str
     endpoint: str

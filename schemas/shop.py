@@ -50,7 +50,9 @@ class OrderProperties(OpenProperties):
     """Order Completed. ``revenue`` defaults to ``total``, else to the sum of the line items."""
 
     order_id: str = Field(min_length=1)
-    revenue: float | None = Field(None, ge=0, description="Order revenue (net of shipping and tax)")
+    revenue: float | None = Field(
+        None, ge=0, description="Order value counted as revenue; unset = total (what the customer paid)"
+    )
     total: float | None = Field(None, ge=0, description="Amount paid, including shipping and tax")
     subtotal: float | None = Field(None, ge=0)
     shipping: float | None = Field(None, ge=0)

@@ -26,7 +26,8 @@ console = Console()
 err = Console(stderr=True)
 
 DataDir = Annotated[
-    Path | None, typer.Option("--data-dir", help="Data directory of the embedded warehouse [env CDP_DATA_DIR]")
+    Path | None,
+    typer.Option("--data-dir", help="Data directory of the embedded warehouse [env CDP_DATA_DIR]"),
 ]
 
 
@@ -100,22 +101,20 @@ def _banner(platform: Any) -> None:
     table.add_row("health", f"{urls['ingest']}/healthz, /readyz")
     table.add_row("metrics", urls["metrics"])
     table.add_row("kafka", f"{urls['kafka']} (topics cdp.events, cdp.events.dlq, ...)")
-    table.add_row("clickhouse", f"{urls['clickhouse']} (BI user '{platform.settings.clickhouse_bi_user}', read-only)")
+    table.add_row(
+        "clickhouse", f"{urls['clickhouse']} (BI user '{platform.settings.clickhouse_bi_user}', read-only)"
+    )
     table.add_row("data dir", str(platform.settings.data_dir.resolve()))
     key_note = " (generated, kept in the data dir)" if platform.secrets.write_key_generated else ""
     table.add_row("write key", platform.secrets.write_key + key_note)
     if platform.preloaded_ids:
         table.add_row("restart", f"remembering {platform.preloaded_ids} recent messageIds for de-duplication")
     console.print(table)
-    console.print(
-        "try: [bold]cdp sql \"SELECT channel, count() FROM cdp.events GROUP BY channel\"[/]"
-    )
+    console.print('try: [bold]cdp sql "SELECT channel, count() FROM cdp.events GROUP BY channel"[/]')
 
 
 def _start_demo(url: str, write_key: str, customers: int, days: int, live: bool, stop: asyncio.Event) -> None:
     from services.demo.runner import run_demo
-
-    loop = asyncio.get_running_loop()
 
     def run() -> None:
         try:
@@ -126,15 +125,18 @@ def _start_demo(url: str, write_key: str, customers: int, days: int, live: bool,
         finally:
             if not live:
                 console.print("demo history sent; the platform keeps running (Ctrl-C stops)")
-        del loop
 
     threading.Thread(target=run, name="demo", daemon=True).start()
 
 
 @app.command()
 def demo(
-    url: Annotated[str | None, typer.Option(help="Ingest API base URL (default: this machine's cdp up)")] = None,
-    write_key: Annotated[str | None, typer.Option(help="Write key (default: CDP_WRITE_KEY or the data dir's)")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Ingest API base URL (default: this machine's cdp up)")
+    ] = None,
+    write_key: Annotated[
+        str | None, typer.Option(help="Write key (default: CDP_WRITE_KEY or the data dir's)")
+    ] = None,
     customers: Annotated[int, typer.Option(min=1, help="Number of customers")] = 1000,
     days: Annotated[int, typer.Option(min=1, help="Days of history to replay")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same traffic")] = 42,
@@ -151,7 +153,9 @@ def demo(
     key = write_key or (settings.write_key.get_secret_value() if settings.write_key else None)
     key = key or read_existing(settings).get("write_key")
     if not key:
-        raise _fail("no write key: pass --write-key, set CDP_WRITE_KEY, or run from the directory of 'cdp up'")
+        raise _fail(
+            "no write key: pass --write-key, set CDP_WRITE_KEY, or run from the directory of 'cdp up'"
+        )
     stats = run_demo(base_url, key, customers=customers, days=days, seed=seed, live=live, live_rate=rate,
                      console=console)  # fmt: skip
     if stats.rejected:
@@ -160,7 +164,7 @@ def demo(
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run, e.g. \"SELECT count() FROM cdp.events\"")],
+    query: Annotated[str, typer.Argument(help='SQL to run, e.g. "SELECT count() FROM cdp.events"')],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, tsv or json")] = "table",
     write: Annotated[bool, typer.Option(help="Use the writer user instead of the read-only BI user")] = False,
     data_dir: DataDir = None,
@@ -181,7 +185,9 @@ def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> No
     import json
 
     if fmt == "json":
-        sys.stdout.write(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=2))
+        sys.stdout.write(
+            json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=2)
+        )
         sys.stdout.write("\n")
     elif fmt in ("csv", "tsv"):
         writer = csv.writer(sys.stdout, delimiter="," if fmt == "csv" else "\t")

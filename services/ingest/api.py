@@ -108,12 +108,20 @@ class IngestAPI:
             if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
                 raise ClientError(
                     400,
-                    Rejection("invalid_batch", (FieldError("batch", "expected an object with a 'batch' array"),)),
+                    Rejection(
+                        "invalid_batch", (FieldError("batch", "expected an object with a 'batch' array"),)
+                    ),
                     body,
                 )
             items: list[Any] = payload["batch"]
             oversize = [
-                (i, Rejection("too_large", (FieldError(f"batch[{i}]", f"event larger than {self.max_event_bytes // 1024} KB"),)))
+                (
+                    i,
+                    Rejection(
+                        "too_large",
+                        (FieldError(f"batch[{i}]", f"event larger than {self.max_event_bytes // 1024} KB"),),
+                    ),
+                )
                 for i, item in enumerate(items)
                 if len(orjson.dumps(item)) > self.max_event_bytes
             ]
@@ -122,8 +130,12 @@ class IngestAPI:
             too_large = {i for i, _ in oversize}
             keep = [i for i in range(len(items)) if i not in too_large]
             result = await self.pipeline.ingest(
-                [items[i] for i in keep], source="api", endpoint="/v1/batch", batch_sent_at=sent_at,
-                batch_context=context, path_prefix="batch",
+                [items[i] for i in keep],
+                source="api",
+                endpoint="/v1/batch",
+                batch_sent_at=sent_at,
+                batch_context=context,
+                path_prefix="batch",
             )
             # Report rejections by their index in the client's batch, not in the filtered list.
             result.rejected = [(keep[i], rej) for i, rej in result.rejected]
@@ -147,7 +159,9 @@ class IngestAPI:
             duplicates=result.duplicates,
             rejected=len(result.rejected),
         )
-        body["message"] = f"{len(result.rejected)} of the batch's events were rejected (the others were accepted)"
+        body["message"] = (
+            f"{len(result.rejected)} of the batch's events were rejected (the others were accepted)"
+        )
         body["errors"] = result.errors
         return JSONResponse(body, status_code=400)
 
@@ -176,7 +190,9 @@ def _optional_datetime(value: Any, path: str, body: bytes) -> datetime | None:
 
 
 def create_ingest_app(api: IngestAPI) -> Starlette:
-    routes = [Route(f"/v1/{event_type}", api.single(event_type), methods=["POST"]) for event_type in EVENT_TYPES]
+    routes = [
+        Route(f"/v1/{event_type}", api.single(event_type), methods=["POST"]) for event_type in EVENT_TYPES
+    ]
     routes += [
         Route("/v1/batch", api.batch, methods=["POST"]),
         Route("/v1/webhooks/{channel}", webhook_endpoint(api), methods=["POST"]),

@@ -29,7 +29,7 @@ class WriteKeys:
 
 def basic_auth_user(header: str | None) -> str | None:
     """The user name of an ``Authorization: Basic ...`` header, or None when absent or garbled."""
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")

@@ -60,7 +60,9 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     try:
         plain = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise ClientError(400, Rejection("malformed_body", (FieldError("", f"invalid gzip body: {exc}"),)), body) from None
+        raise ClientError(
+            400, Rejection("malformed_body", (FieldError("", f"invalid gzip body: {exc}"),)), body
+        ) from None
     if len(plain) > limit or inflater.unconsumed_tail:
         raise _too_large(limit, plain)
     return plain
@@ -88,7 +90,9 @@ def parse_json(body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ClientError(400, Rejection("malformed_json", (FieldError("", f"invalid JSON: {exc}"),)), body) from None
+        raise ClientError(
+            400, Rejection("malformed_json", (FieldError("", f"invalid JSON: {exc}"),)), body
+        ) from None
 
 
 def body_write_key(body: bytes) -> Any:

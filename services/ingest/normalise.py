@@ -20,6 +20,7 @@ from schemas.catalog import CATALOG
 from schemas.events import CanonicalEvent, Identifiers, IncomingMessage
 
 _CHANNELS = {channel.value: channel for channel in Channel}
+ORDER_FOLLOW_UPS = frozenset({"Order Refunded", "Order Cancelled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,9 @@ class Rejection:
     errors: tuple[FieldError, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
-        return "; ".join(f"{e.path}: {e.message}" if e.path else e.message for e in self.errors) or self.reason
+        return (
+            "; ".join(f"{e.path}: {e.message}" if e.path else e.message for e in self.errors) or self.reason
+        )
 
 
 def _join_path(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -75,14 +78,18 @@ def extract_identifiers(msg: IncomingMessage) -> Identifiers:
         customer_id=msg.user_id,
         email=_first(traits.get("email"), ctx_traits.get("email"), props.get("email")),
         phone=_first(traits.get("phone"), ctx_traits.get("phone"), props.get("phone")),
-        chat_handle=_first(props.get("chat_handle"), traits.get("chat_handle"), ctx_traits.get("chat_handle")),
+        chat_handle=_first(
+            props.get("chat_handle"), traits.get("chat_handle"), ctx_traits.get("chat_handle")
+        ),
         email_recipient_id=_first(
             props.get("recipient_id"), traits.get("recipient_id"), ctx_traits.get("recipient_id")
         ),
     )
 
 
-def corrected_timestamp(msg: IncomingMessage, received_at: datetime, batch_sent_at: datetime | None) -> datetime:
+def corrected_timestamp(
+    msg: IncomingMessage, received_at: datetime, batch_sent_at: datetime | None
+) -> datetime:
     """Segment's clock-skew correction: the device clock may be wrong, the distance sent->event is not."""
     original = msg.original_timestamp or msg.timestamp
     sent_at = msg.sent_at or batch_sent_at
@@ -91,6 +98,11 @@ def corrected_timestamp(msg: IncomingMessage, received_at: datetime, batch_sent_
     if sent_at is None:
         return original
     return received_at - (sent_at - original)
+
+
+def _order_follow_up(msg: IncomingMessage) -> bool:
+    """Refunds and cancellations may name only the order (Shopify refunds do): the order knows its buyer."""
+    return msg.event in ORDER_FOLLOW_UPS and bool(_first(msg.properties.get("order_id")))
 
 
 def _channel(msg: IncomingMessage) -> Channel:
@@ -107,7 +119,10 @@ def _message_id(raw: Mapping[str, Any], msg: IncomingMessage) -> str:
         return f"cdp-{uuid.uuid4()}"
     # A client that sends no messageId but retries the same timed call still gets de-duplicated.
     stable = {k: v for k, v in raw.items() if k not in ("sentAt", "receivedAt")}
-    return "cdp-" + hashlib.blake2b(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    return (
+        "cdp-"
+        + hashlib.blake2b(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+    )
 
 
 def normalise(
@@ -131,7 +146,7 @@ def normalise(
         return Rejection("invalid_event", validation_errors(exc, path))
 
     identifiers = extract_identifiers(msg)
-    if not identifiers.any():
+    if not identifiers.any() and not _order_follow_up(msg):
         return Rejection(
             "missing_identifier",
             (
@@ -159,7 +174,11 @@ def normalise(
     if timestamp - received_at > max_future_skew:
         return Rejection(
             "timestamp_in_future",
-            (FieldError(_join_path(path, ("timestamp",)), f"event time {timestamp.isoformat()} is in the future"),),
+            (
+                FieldError(
+                    _join_path(path, ("timestamp",)), f"event time {timestamp.isoformat()} is in the future"
+                ),
+            ),
         )
 
     context = msg.context.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -189,5 +208,5 @@ def partition_key(event: CanonicalEvent) -> bytes:
     """Key on the most stable person id the event has, so one person's events stay in order."""
     ids = event.identifiers
     key = ids.customer_id or ids.anonymous_id or ids.email or ids.email_recipient_id or ids.chat_handle
-    key = key or ids.phone or event.message_id
+    key = key or ids.phone or _first(event.properties.get("order_id")) or event.message_id
     return key.encode()

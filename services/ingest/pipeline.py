@@ -129,7 +129,9 @@ class IngestPipeline:
         """Dead-letter a whole request body (malformed JSON, bad key, bad signature, too large)."""
         await self._send_letters([self._letter(payload, rejection, source=source, endpoint=endpoint)])
 
-    def _letter(self, payload: bytes, rejection: Rejection, *, source: str, endpoint: str) -> tuple[str, bytes]:
+    def _letter(
+        self, payload: bytes, rejection: Rejection, *, source: str, endpoint: str
+    ) -> tuple[str, bytes]:
         self._metrics.events_rejected.labels(source, rejection.reason).inc()
         letter = DeadLetter(
             reason=rejection.reason,

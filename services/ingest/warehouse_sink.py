@@ -140,7 +140,8 @@ class EventsSink:
                 for message in messages:
                     self._add(batch, message)
                 due = batch.rows and (
-                    len(batch.rows) >= self._batch_rows or time.monotonic() - batch.started >= self._flush_seconds
+                    len(batch.rows) >= self._batch_rows
+                    or time.monotonic() - batch.started >= self._flush_seconds
                 )
                 if due or (stopping and batch.rows):
                     self._write(batch)
@@ -151,7 +152,9 @@ class EventsSink:
                 if stopping and (not messages or time.monotonic() > self._drain_deadline):
                     break
         except Exception:
-            log.exception("the events sink stopped on an unexpected error; uncommitted events will be re-read")
+            log.exception(
+                "the events sink stopped on an unexpected error; uncommitted events will be re-read"
+            )
         finally:
             self._consumer.close()
 
@@ -167,7 +170,9 @@ class EventsSink:
             row = event_row(event, self._cluster, message.partition(), message.offset())
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             # Only the ingest service writes here; a broken record is logged and skipped, not retried forever.
-            log.error("skipping unreadable record %s[%d]@%d", topics.EVENTS, message.partition(), message.offset())
+            log.error(
+                "skipping unreadable record %s[%d]@%d", topics.EVENTS, message.partition(), message.offset()
+            )
             return
         batch.add(message.partition(), message.offset(), orjson.dumps(row), row["received_at"])
 
@@ -183,7 +188,9 @@ class EventsSink:
             except WarehouseError as exc:
                 self._metrics.insert_errors.labels(TABLE).inc()
                 if self._stop.is_set() and time.monotonic() > self._drain_deadline:
-                    log.error("giving up writing %d rows at shutdown (they stay on Kafka): %s", len(batch.rows), exc)
+                    log.error(
+                        "giving up writing %d rows at shutdown (they stay on Kafka): %s", len(batch.rows), exc
+                    )
                     raise
                 log.warning("warehouse insert failed (%s); retrying in %.1f s", exc, delay)
                 time.sleep(delay)

@@ -53,7 +53,9 @@ def _canonical_items(payload: Any, channel: Channel, body: bytes) -> tuple[list[
         items, many = [payload], False
     else:
         raise ClientError(
-            400, Rejection("invalid_event", (FieldError("", "expected an event object, a list or a batch"),)), body
+            400,
+            Rejection("invalid_event", (FieldError("", "expected an event object, a list or a batch"),)),
+            body,
         )
     for item in items:
         if isinstance(item, dict):
@@ -74,22 +76,33 @@ def webhook_endpoint(api: IngestAPI) -> Callable[[Request], Awaitable[Response]]
         except ValueError:
             known = ", ".join(c.value for c in Channel)
             return JSONResponse(
-                {"success": False, "error": "not_found", "message": f"unknown channel '{name}': use one of {known}"},
+                {
+                    "success": False,
+                    "error": "not_found",
+                    "message": f"unknown channel '{name}': use one of {known}",
+                },
                 status_code=404,
             )
 
         async def work() -> Response:
             body = await read_body(request, api.max_batch_bytes)
             try:
-                provider = detect_provider(channel, request.headers, body, request.query_params.get("provider"))
+                provider = detect_provider(
+                    channel, request.headers, body, request.query_params.get("provider")
+                )
             except ProviderSelectionError as exc:
-                raise ClientError(400, Rejection("unknown_provider", (FieldError("provider", str(exc)),)), body) from None
+                raise ClientError(
+                    400, Rejection("unknown_provider", (FieldError("provider", str(exc)),)), body
+                ) from None
 
             if provider is None:
                 api.authorise(request, body_write_key(body))
                 items, many = _canonical_items(parse_json(body), channel, body)
                 result = await api.pipeline.ingest(
-                    items, source=f"webhook-{channel.value}", endpoint=endpoint, path_prefix="batch" if many else ""
+                    items,
+                    source=f"webhook-{channel.value}",
+                    endpoint=endpoint,
+                    path_prefix="batch" if many else "",
                 )
                 return api.answer(result, single=not many)
 
@@ -98,12 +111,18 @@ def webhook_endpoint(api: IngestAPI) -> Callable[[Request], Awaitable[Response]]
                 try:
                     provider.verify(request.headers, body, secret)
                 except SignatureError as exc:
-                    rejection = Rejection("bad_signature", (FieldError("", f"{provider.name}: {exc.reason}"),))
+                    rejection = Rejection(
+                        "bad_signature", (FieldError("", f"{provider.name}: {exc.reason}"),)
+                    )
                     raise ClientError(401, rejection, body) from None
                 except ProviderConfigError as exc:
                     # Our configuration is broken, not the caller's request: a 500 the operator must fix.
                     return JSONResponse(
-                        {"success": False, "error": "misconfigured", "message": f"{provider.secret_setting}: {exc}"},
+                        {
+                            "success": False,
+                            "error": "misconfigured",
+                            "message": f"{provider.secret_setting}: {exc}",
+                        },
                         status_code=500,
                     )
             else:
@@ -111,7 +130,9 @@ def webhook_endpoint(api: IngestAPI) -> Callable[[Request], Awaitable[Response]]
             try:
                 mapped = provider.map_payload(request.headers, body)
             except PayloadError as exc:
-                rejection = Rejection("invalid_payload", (FieldError(exc.path, f"{provider.name}: {exc.message}"),))
+                rejection = Rejection(
+                    "invalid_payload", (FieldError(exc.path, f"{provider.name}: {exc.message}"),)
+                )
                 raise ClientError(400, rejection, body) from None
             if mapped.skipped:
                 api.metrics.webhook_skipped.labels(provider.name).inc(len(mapped.skipped))

@@ -154,13 +154,23 @@ def test_source_from_context_or_default():
 
 
 def test_identifiers_from_traits_and_context_traits():
-    raw = {"type": "identify", "userId": "u", "traits": {"phone": "0171 1234567"}, "context": {"traits": {"email": "a@b.de"}}}
+    raw = {
+        "type": "identify",
+        "userId": "u",
+        "traits": {"phone": "0171 1234567"},
+        "context": {"traits": {"email": "a@b.de"}},
+    }
     ids = accept(raw).identifiers
     assert (ids.customer_id, ids.email, ids.phone) == ("u", "a@b.de", "0171 1234567")
 
 
 def test_message_id_generated_stably_for_timed_calls():
-    raw = {"type": "page", "anonymousId": "a1", "timestamp": "2026-11-22T11:00:00Z", "sentAt": "2026-11-22T11:00:01Z"}
+    raw = {
+        "type": "page",
+        "anonymousId": "a1",
+        "timestamp": "2026-11-22T11:00:00Z",
+        "sentAt": "2026-11-22T11:00:01Z",
+    }
     first = accept(raw).message_id
     retry = accept({**raw, "sentAt": "2026-11-22T11:05:00Z"}).message_id
     assert first == retry
@@ -173,3 +183,14 @@ def test_message_id_generated_stably_for_timed_calls():
 )
 def test_partition_key_prefers_customer_id(ids, key):
     assert partition_key(accept({"type": "identify", **ids})) == key
+
+
+def test_refund_naming_only_the_order_is_accepted_and_keyed_by_order():
+    raw = {"type": "track", "event": "Order Refunded", "properties": {"order_id": "O-9", "revenue": 10.0}}
+    event = accept(raw)
+    assert partition_key(event) == b"O-9"
+
+
+def test_other_events_naming_only_an_order_still_need_a_person():
+    raw = {"type": "track", "event": "Checkout Started", "properties": {"order_id": "O-9"}}
+    assert reject(raw).reason == "missing_identifier"
