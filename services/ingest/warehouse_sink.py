@@ -85,11 +85,13 @@ class EventsSink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assigned = threading.Event()
+        self._drain_deadline = 0.0
+        self._batch = _Batch()
         self.rows_written = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._consumer.subscribe([topics.EVENTS], on_assign=self._on_assign)
+        self._consumer.subscribe([topics.EVENTS], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._thread = threading.Thread(target=self._run, name="events-sink", daemon=True)
         self._thread.start()
 
@@ -129,6 +131,13 @@ class EventsSink:
         consumer.assign(partitions)
         self._assigned.set()
 
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Write and commit what was read before another member takes these partitions over.
+        if self._batch.rows:
+            self._write(self._batch)
+            self._batch = _Batch()
+        consumer.unassign()
+
     # --- loop --------------------------------------------------------------------------------
     def _run(self) -> None:
         batch = _Batch()
@@ -164,17 +173,17 @@ class EventsSink:
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error on %s: %s", topics.EVENTS, error.str())
             return
-        value = message.value()
+        value, partition, offset = message.value(), message.partition(), message.offset()
+        if value is None or partition is None or offset is None:
+            return
         try:
             event = orjson.loads(value)
-            row = event_row(event, self._cluster, message.partition(), message.offset())
+            row = event_row(event, self._cluster, partition, offset)
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             # Only the ingest service writes here; a broken record is logged and skipped, not retried forever.
-            log.error(
-                "skipping unreadable record %s[%d]@%d", topics.EVENTS, message.partition(), message.offset()
-            )
+            log.error("skipping unreadable record %s[%d]@%d", topics.EVENTS, partition, offset)
             return
-        batch.add(message.partition(), message.offset(), orjson.dumps(row), row["received_at"])
+        batch.add(partition, offset, orjson.dumps(row), row["received_at"])
 
     def _write(self, batch: _Batch) -> None:
         payload = b"\n".join(batch.rows)
