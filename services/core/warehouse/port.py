@@ -3,6 +3,16 @@
 Two adapters implement it: ``ChdbWarehouse`` (embedded engine, single-node mode) and
 ``ConnectWarehouse`` (clickhouse-connect against a ClickHouse server or the single-node
 ClickHouse-compatible HTTP endpoint). Services depend only on this module.
+
+Conventions shared by both adapters:
+- SQL runs in the server's default database: name tables as ``{warehouse.database}.table``
+  (``insert_json_rows`` alone qualifies a bare table name with ``database``).
+- Parameters: ``{name:Type}`` placeholders are bound server-side; values are Python values
+  (int, float, str, datetime, date, list, dict, None, ...) formatted as clickhouse-connect does.
+- Results hold the same Python values in both adapters (clickhouse-connect's decoding):
+  UInt64 -> int, Float64 -> float, DateTime/DateTime64 -> timezone-aware datetime,
+  Date -> date, Nullable NULL -> None, Array -> list, Map/JSON -> dict, Tuple -> tuple,
+  Decimal -> Decimal, UUID -> UUID, LowCardinality(T) -> T.
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ Settings = Mapping[str, str | int | float]
 
 
 class WarehouseError(Exception):
-    """A query or insert failed inside ClickHouse; ``code`` is ClickHouse's numeric error code."""
+    """A query or insert failed inside ClickHouse; ``code`` is ClickHouse's numeric error code
+    (60 UNKNOWN_TABLE, 62 SYNTAX_ERROR, ...) and ``name`` its symbolic name, when known."""
 
     def __init__(self, message: str, code: int = 0, name: str = "") -> None:
         super().__init__(message)
@@ -23,7 +34,7 @@ class WarehouseError(Exception):
         self.name = name
 
 
-class WarehouseUnavailable(WarehouseError):
+class WarehouseUnavailable(WarehouseError):  # noqa: N818 (the port's published name)
     """The warehouse could not be reached at all (retry later; nothing was written)."""
 
 
