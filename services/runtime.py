@@ -126,7 +126,9 @@ def _check_ports(settings: Settings) -> None:
         wanted.append(("Kafka broker", "127.0.0.1", settings.broker_port, "--broker-port / CDP_BROKER_PORT"))
     for what, host, port, option in wanted:
         if not port_is_free(host, port):
-            raise StartupError(f"port {port} for the {what} is in use on {host}: free it or choose another with {option}")
+            raise StartupError(
+                f"port {port} for the {what} is in use on {host}: free it or choose another with {option}"
+            )
 
 
 def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -> Platform:
@@ -164,7 +166,10 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         window = MessageIdWindow(settings.dedup_window_seconds, settings.dedup_max_entries)
         preloaded = _preload_dedup(warehouse, window, settings)
         pipeline = IngestPipeline(
-            producer, metrics.ingest, window, max_future_skew=timedelta(seconds=settings.max_future_skew_seconds)
+            producer,
+            metrics.ingest,
+            window,
+            max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
         )
         sink = EventsSink(
             bootstrap, cluster, warehouse, metrics.sink, batch_rows=settings.sink_batch_rows,
@@ -195,7 +200,10 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         if isinstance(warehouse, ChdbWarehouse):
             endpoint = create_clickhouse_http_app(warehouse, settings)
             servers.append(
-                ("clickhouse", _server(endpoint, settings.clickhouse_http_host, settings.clickhouse_http_port))
+                (
+                    "clickhouse",
+                    _server(endpoint, settings.clickhouse_http_host, settings.clickhouse_http_port),
+                )
             )
             urls["clickhouse"] = f"http://{settings.clickhouse_http_host}:{settings.clickhouse_http_port}"
         else:
@@ -231,20 +239,31 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
 
 
 async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
-    for _name, server in platform.servers:
-        if _name == "ingest":
+    started = time.monotonic()
+
+    def phase(name: str) -> None:
+        log.info("shutdown: %s (%.2f s)", name, time.monotonic() - started)
+
+    for name, server in platform.servers:
+        if name == "ingest":
             server.should_exit = True
     await asyncio.gather(*(t for t in tasks if t.get_name() == "ingest"), return_exceptions=True)
+    phase("ingest API stopped")
     unsent = await asyncio.to_thread(platform.producer.close)
     if unsent:
         log.error("%d accepted events could not be written to Kafka at shutdown", unsent)
+    phase("producer flushed")
     await asyncio.to_thread(platform.sink.stop)
+    phase("events sink drained and committed")
     for _name, server in platform.servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
+    phase("HTTP servers stopped")
     platform.warehouse.close()
+    phase("warehouse closed")
     if platform.broker is not None:
         platform.broker.stop()
+        phase("broker stopped")
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -253,7 +272,15 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-__all__ = ["BrokerError", "Platform", "StartupError", "build", "data_dir_lock", "install_stop_signals", "serve"]
+__all__ = [
+    "BrokerError",
+    "Platform",
+    "StartupError",
+    "build",
+    "data_dir_lock",
+    "install_stop_signals",
+    "serve",
+]
 
 
 class RunningPlatform:

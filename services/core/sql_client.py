@@ -13,7 +13,9 @@ class SqlClientError(Exception):
     pass
 
 
-def run_sql(settings: Settings, query: str, *, write: bool = False) -> tuple[list[str], list[tuple[Any, ...]]]:
+def run_sql(
+    settings: Settings, query: str, *, write: bool = False
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 
@@ -31,7 +33,9 @@ def run_sql(settings: Settings, query: str, *, write: bool = False) -> tuple[lis
             "username": user, "password": password,
         }  # fmt: skip
     try:
-        client = clickhouse_connect.get_client(**target, connect_timeout=3, database=settings.clickhouse_database)
+        client = clickhouse_connect.get_client(
+            **target, connect_timeout=3, database=settings.clickhouse_database
+        )
     except OperationalError as exc:
         where = settings.clickhouse_url or f"{settings.clickhouse_http_host}:{settings.clickhouse_http_port}"
         raise SqlClientError(f"cannot reach the warehouse at {where}: is 'cdp up' running? ({exc})") from None

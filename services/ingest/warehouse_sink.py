@@ -59,6 +59,7 @@ def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict
         "heartbeat.interval.ms": max(500, session_timeout_ms // 3),
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": 100,
+        "log.connection.close": False,
     }
 
 

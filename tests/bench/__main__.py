@@ -37,7 +37,11 @@ def main() -> None:
             cdp.stop()
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
         "results": results,
     }
     args.output.write_text(json.dumps(report, indent=2) + "\n")

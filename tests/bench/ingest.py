@@ -59,7 +59,9 @@ async def _load(url: str, key: str, bodies: list[bytes], concurrency: int) -> tu
             while not queue.empty():
                 body = queue.get_nowait()
                 started = time.perf_counter()
-                response = await client.post("/v1/batch", content=body, headers={"content-type": "application/json"})
+                response = await client.post(
+                    "/v1/batch", content=body, headers={"content-type": "application/json"}
+                )
                 latencies.append(time.perf_counter() - started)
                 if response.status_code != 200:
                     failures += 1
@@ -75,7 +77,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(cdp: CdpProcess, *, batches: int = 600, batch_size: int = 100, concurrency: int = 8, rounds: int = 3) -> dict[str, Any]:
+def run(
+    cdp: CdpProcess, *, batches: int = 600, batch_size: int = 100, concurrency: int = 8, rounds: int = 3
+) -> dict[str, Any]:
     warmup = make_batches(50, batch_size)
     asyncio.run(_load(cdp.url, cdp.write_key, warmup, concurrency))
     results = []

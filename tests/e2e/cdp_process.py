@@ -7,15 +7,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import httpx
-
-from services.core.kafka.broker import free_port
 
 CDP = str(Path(sys.executable).with_name("cdp"))
 SHOPIFY_SECRET = "e2e-shopify-secret"
@@ -78,7 +76,9 @@ class CdpProcess:
         return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
 
     def clickhouse(self, **kwargs: Any) -> Any:
-        return clickhouse_connect.get_client(host="127.0.0.1", port=self.clickhouse_port, username="bi", **kwargs)
+        return clickhouse_connect.get_client(
+            host="127.0.0.1", port=self.clickhouse_port, username="bi", **kwargs
+        )
 
     def post(self, path: str, body: Any = None, *, key: str | None = None, **kwargs: Any) -> httpx.Response:
         auth = (self.write_key if key is None else key, "")

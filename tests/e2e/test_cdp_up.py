@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 def _count(cdp: CdpProcess, where: str, **params: object) -> int:
     client = cdp.clickhouse()
     try:
-        return int(client.query(f"SELECT count() FROM cdp.events WHERE {where}", parameters=params).result_rows[0][0])
+        return int(
+            client.query(f"SELECT count() FROM cdp.events WHERE {where}", parameters=params).result_rows[0][0]
+        )
     finally:
         client.close()
 
@@ -65,7 +67,9 @@ def test_events_of_every_channel_reach_clickhouse(cdp: CdpProcess):
 def test_segment_python_sdk_delivers_track_identify_page(cdp: CdpProcess):
     user = f"sdk-{uuid.uuid4().hex[:8]}"
     errors: list[object] = []
-    client = SegmentClient(cdp.write_key, host=cdp.url, sync_mode=True, on_error=lambda e, b: errors.append(e))
+    client = SegmentClient(
+        cdp.write_key, host=cdp.url, sync_mode=True, on_error=lambda e, b: errors.append(e)
+    )
     client.identify(user, {"email": f"{user}@example.de", "first_name": "Anna"})
     client.track(user, "Product Viewed", {"product_id": "P-1", "price": 19.9})
     client.page(user, "Shop", "Home", {"url": "https://shop.example.de/"})

@@ -37,5 +37,7 @@ def read_topic(
     finally:
         consumer.close()
     if len(found) < minimum:
-        raise AssertionError(f"found {len(found)} of {minimum} expected records on {topic} within {timeout} s")
+        raise AssertionError(
+            f"found {len(found)} of {minimum} expected records on {topic} within {timeout} s"
+        )
     return found

@@ -24,7 +24,9 @@ class _ThreadServer(uvicorn.Server):
 def serve_app(app: Any, loop: asyncio.AbstractEventLoop | None = None) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1:<free port> in a thread; yields the base URL."""
     port = free_port()
-    server = _ThreadServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    server = _ThreadServer(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
     own_loop = loop or asyncio.new_event_loop()
 
     def run() -> None:

@@ -88,7 +88,7 @@ class TansuBroker:
         ]
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self._process = subprocess.Popen(  # noqa: S603
+            self._process = subprocess.Popen(
                 command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
             )
         finally:
@@ -110,16 +110,18 @@ class TansuBroker:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, grace: float = 1.0) -> None:
+        """Stop the broker. It holds nothing on disk, so after a short grace period it is killed:
+        with clients still connected, Tansu lingers for seconds after SIGTERM."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait(timeout)
+            process.wait(5.0)
 
     def __enter__(self) -> TansuBroker:
         self.start()

@@ -30,6 +30,8 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "queue.buffering.max.kbytes": 512 * 1024,
         "compression.type": "lz4",
         "message.timeout.ms": 30_000,
+        # Brokers close idle connections; librdkafka reconnects on its own, no need to log it.
+        "log.connection.close": False,
     }
     config.update(overrides)
     return config

@@ -13,12 +13,20 @@ from schemas.catalog import CATALOG
 from schemas.events import EVENT_TYPES
 from tests.integration.ingest.conftest import WRITE_KEY, IngestServer
 
-scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
 json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)  # fmt: skip
 property_names = st.sampled_from(["order_id", "revenue", "total", "currency", "products", "csat", "conversation_id",
                                   "complaint_id", "product_id", "price", "quantity", "email", "recipient_id",
                                   "bounce_type", "handled_by", "chat_handle"])  # fmt: skip
-times = st.sampled_from(["2026-11-22T10:00:00Z", "2026-11-22", "yesterday", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", ""])
+times = st.sampled_from(
+    ["2026-11-22T10:00:00Z", "2026-11-22", "yesterday", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z", ""]
+)
 events = st.fixed_dictionaries(
     {},
     optional={
@@ -29,7 +37,8 @@ events = st.fixed_dictionaries(
         "messageId": st.text(max_size=10) | json_values,
         "properties": st.dictionaries(property_names, json_values, max_size=6) | json_values,
         "traits": st.dictionaries(st.sampled_from(["email", "phone", "name"]), json_values) | json_values,
-        "context": st.fixed_dictionaries({}, optional={"channel": json_values, "traits": json_values}) | json_values,
+        "context": st.fixed_dictionaries({}, optional={"channel": json_values, "traits": json_values})
+        | json_values,
         "timestamp": times | json_values,
         "sentAt": times | json_values,
         "previousId": json_values,

@@ -34,12 +34,18 @@ def test_tracked_event_is_on_kafka_in_canonical_form_keyed_by_customer(ingest_se
         "originalTimestamp": "2026-11-20T10:00:00Z", "sentAt": "2026-11-20T10:00:05Z",
     })  # fmt: skip
     assert response.status_code == 200 and response.json() == {"success": True}
-    [(key, _partition, value)] = read_topic(ingest_server.bootstrap, topics.EVENTS, lambda v: v["messageId"] == mid, 1)
+    [(key, _partition, value)] = read_topic(
+        ingest_server.bootstrap, topics.EVENTS, lambda v: v["messageId"] == mid, 1
+    )
     assert key == b"C-77"
     assert value["schemaVersion"] == 1
     assert value["channel"] == "shop" and value["source"] == "api"
     assert value["properties"]["revenue"] == 120.0  # defaulted from total
-    assert value["identifiers"] == {"anonymousId": "anon-77", "customerId": "C-77", "email": "Kunde@Example.de"}
+    assert value["identifiers"] == {
+        "anonymousId": "anon-77",
+        "customerId": "C-77",
+        "email": "Kunde@Example.de",
+    }
     assert value["receivedAt"] > value["timestamp"]  # skew-corrected: 5 s before receipt
 
 
@@ -48,14 +54,20 @@ def test_one_persons_events_stay_in_order_on_one_partition(ingest_server: Ingest
     batch = [{"type": "track", "event": "Product Viewed", "userId": f"U-{run}", "messageId": f"{run}-{i:03d}",
               "properties": {"product_id": f"P{i}"}} for i in range(100)]  # fmt: skip
     assert post(ingest_server, "/v1/batch", {"batch": batch}).status_code == 200
-    records = read_topic(ingest_server.bootstrap, topics.EVENTS, lambda v: v["messageId"].startswith(run), 100)
+    records = read_topic(
+        ingest_server.bootstrap, topics.EVENTS, lambda v: v["messageId"].startswith(run), 100
+    )
     assert len({partition for _, partition, _ in records}) == 1
     assert [v["messageId"] for _, _, v in records] == [f"{run}-{i:03d}" for i in range(100)]
 
 
 def test_gzip_body_and_write_key_in_body_are_accepted(ingest_server: IngestServer):
     mid = f"gz-{uuid.uuid4()}"
-    body = gzip.compress(orjson.dumps({"writeKey": WRITE_KEY, "batch": [{"type": "identify", "userId": "G1", "messageId": mid}]}))
+    body = gzip.compress(
+        orjson.dumps(
+            {"writeKey": WRITE_KEY, "batch": [{"type": "identify", "userId": "G1", "messageId": mid}]}
+        )
+    )
     response = httpx.post(ingest_server.url + "/v1/batch", content=body, headers={"Content-Encoding": "gzip"})
     assert response.status_code == 200, response.text
     read_topic(ingest_server.bootstrap, topics.EVENTS, lambda v: v["messageId"] == mid, 1)
@@ -75,7 +87,9 @@ def test_rejections_are_dead_lettered_with_reason_and_payload(ingest_server: Ing
     assert response.json()["errors"] == [
         {"path": "properties.csat", "message": "Input should be less than or equal to 5"}
     ]
-    [(_, _, letter)] = read_topic(ingest_server.bootstrap, topics.EVENTS_DLQ, lambda v: marker in v["payload"], 1)
+    [(_, _, letter)] = read_topic(
+        ingest_server.bootstrap, topics.EVENTS_DLQ, lambda v: marker in v["payload"], 1
+    )
     assert letter["reason"] == "invalid_properties"
     assert letter["errors"][0]["path"] == "properties.csat"
     assert letter["endpoint"] == "/v1/track"
@@ -90,7 +104,9 @@ def _shopify_headers(body: bytes, topic: str, webhook_id: str) -> dict[str, str]
     }  # fmt: skip
 
 
-def test_signed_shopify_order_webhook_becomes_an_order_and_retries_are_deduplicated(ingest_server: IngestServer):
+def test_signed_shopify_order_webhook_becomes_an_order_and_retries_are_deduplicated(
+    ingest_server: IngestServer,
+):
     body = (SAMPLES / "shopify_order.json").read_bytes()
     order_id = str(orjson.loads(body)["id"])
     headers = _shopify_headers(body, "orders/create", f"wh-{uuid.uuid4()}")
@@ -112,7 +128,9 @@ def test_signed_shopify_order_webhook_becomes_an_order_and_retries_are_deduplica
 def test_tampered_shopify_webhook_is_refused(ingest_server: IngestServer):
     body = (SAMPLES / "shopify_order.json").read_bytes()
     headers = _shopify_headers(body, "orders/create", "wh-tampered")
-    response = httpx.post(ingest_server.url + "/v1/webhooks/shop", content=body.replace(b"1", b"2", 1), headers=headers)
+    response = httpx.post(
+        ingest_server.url + "/v1/webhooks/shop", content=body.replace(b"1", b"2", 1), headers=headers
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "bad_signature"
 

@@ -3,7 +3,9 @@ from services.core.settings_doc import DOC, render
 
 
 def test_configuration_doc_lists_every_setting():
-    assert DOC.read_text() == render(), "docs/configuration.md is stale: run python -m services.core.settings_doc"
+    assert DOC.read_text() == render(), (
+        "docs/configuration.md is stale: run python -m services.core.settings_doc"
+    )
 
 
 def test_settings_come_from_cdp_prefixed_environment(monkeypatch):
