@@ -74,8 +74,8 @@ def up(
                 def ready() -> None:
                     console.print("[bold green]ready[/] (Ctrl-C stops)")
                     if demo:
-                        _start_demo(platform.urls["ingest"], platform.secrets.write_key, demo_customers, demo_days,
-                                    demo_live, stop)  # fmt: skip
+                        key = platform.secrets.write_key
+                        _start_demo(platform.urls["ingest"], key, demo_customers, demo_days, demo_live, stop)
 
                 await serve(platform, stop, on_ready=ready)
 
