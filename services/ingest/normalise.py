@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.base import Channel
+from schemas.base import SCHEMA_VERSION, Channel
 from schemas.catalog import CATALOG
-from schemas.events import CanonicalEvent, Identifiers, IncomingMessage
+from schemas.events import CanonicalEvent, IncomingMessage
 
 _CHANNELS = {channel.value: channel for channel in Channel}
 ORDER_FOLLOW_UPS = frozenset({"Order Refunded", "Order Cancelled"})
@@ -30,6 +30,26 @@ class FieldError:
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "message": self.message}
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedEvent:
+    """A valid event: ``record`` is the canonical event as it goes on ``cdp.events``.
+
+    The record is built as a plain dict (the hot path of ingest); ``model()`` gives the same event
+    as the ``CanonicalEvent`` model, whose JSON Schema documents it.
+    """
+
+    message_id: str
+    channel: str
+    key: bytes
+    record: dict[str, Any]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.record, option=orjson.OPT_UTC_Z)
+
+    def model(self) -> CanonicalEvent:
+        return CanonicalEvent.model_validate(self.record)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +90,22 @@ def _first(*values: Any) -> str | None:
     return None
 
 
-def extract_identifiers(msg: IncomingMessage) -> Identifiers:
-    """Every identifier the call carries, from the places the Segment spec and our channels put them."""
+def extract_identifiers(msg: IncomingMessage) -> dict[str, str]:
+    """Every identifier the call carries (wire names), from where the Segment spec and channels put them."""
     props, traits, ctx_traits = msg.properties, msg.traits, msg.context.traits
-    return Identifiers(
-        anonymous_id=msg.anonymous_id,
-        customer_id=msg.user_id,
-        email=_first(traits.get("email"), ctx_traits.get("email"), props.get("email")),
-        phone=_first(traits.get("phone"), ctx_traits.get("phone"), props.get("phone")),
-        chat_handle=_first(
+    found = {
+        "anonymousId": msg.anonymous_id,
+        "customerId": msg.user_id,
+        "email": _first(traits.get("email"), ctx_traits.get("email"), props.get("email")),
+        "phone": _first(traits.get("phone"), ctx_traits.get("phone"), props.get("phone")),
+        "chatHandle": _first(
             props.get("chat_handle"), traits.get("chat_handle"), ctx_traits.get("chat_handle")
         ),
-        email_recipient_id=_first(
+        "emailRecipientId": _first(
             props.get("recipient_id"), traits.get("recipient_id"), ctx_traits.get("recipient_id")
         ),
-    )
+    }
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def corrected_timestamp(
@@ -134,7 +155,7 @@ def normalise(
     batch_context: Mapping[str, Any] | None = None,
     max_future_skew: timedelta = timedelta(days=1),
     path: str = "",
-) -> CanonicalEvent | Rejection:
+) -> NormalisedEvent | Rejection:
     """Validate one call and turn it into the canonical event that goes on ``cdp.events``."""
     if not isinstance(raw, Mapping):
         return Rejection("invalid_event", (FieldError(path, "an event must be a JSON object"),))
@@ -146,7 +167,7 @@ def normalise(
         return Rejection("invalid_event", validation_errors(exc, path))
 
     identifiers = extract_identifiers(msg)
-    if not identifiers.any() and not _order_follow_up(msg):
+    if not identifiers and not _order_follow_up(msg):
         return Rejection(
             "missing_identifier",
             (
@@ -181,32 +202,37 @@ def normalise(
             ),
         )
 
-    context = msg.context.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return CanonicalEvent(
-        message_id=_message_id(raw, msg),
-        type=msg.type,
-        event=msg.event if msg.type == "track" else None,
-        name=msg.name,
-        channel=_channel(msg),
-        source=msg.context.source or default_source,
-        anonymous_id=msg.anonymous_id,
-        user_id=msg.user_id,
-        identifiers=identifiers,
-        properties=properties,
-        traits=msg.traits,
-        context=context,
-        group_id=msg.group_id,
-        previous_id=msg.previous_id,
-        timestamp=timestamp,
-        original_timestamp=msg.original_timestamp or msg.timestamp,
-        sent_at=msg.sent_at or batch_sent_at,
-        received_at=received_at,
-    )
+    record: dict[str, Any] = {
+        "schemaVersion": SCHEMA_VERSION,
+        "messageId": _message_id(raw, msg),
+        "type": msg.type,
+        "event": msg.event if msg.type == "track" else None,
+        "name": msg.name,
+        "channel": _channel(msg).value,
+        "source": msg.context.source or default_source,
+        "anonymousId": msg.anonymous_id,
+        "userId": msg.user_id,
+        "identifiers": identifiers,
+        "properties": properties,
+        "traits": msg.traits,
+        "context": raw.get("context") or {},
+        "groupId": msg.group_id,
+        "previousId": msg.previous_id,
+        "timestamp": timestamp,
+        "originalTimestamp": msg.original_timestamp or msg.timestamp,
+        "sentAt": msg.sent_at or batch_sent_at,
+        "receivedAt": received_at,
+    }
+    record = {name: value for name, value in record.items() if value is not None}
+    return NormalisedEvent(record["messageId"], record["channel"], _partition_key(record), record)
 
 
-def partition_key(event: CanonicalEvent) -> bytes:
+def _partition_key(record: Mapping[str, Any]) -> bytes:
     """Key on the most stable person id the event has, so one person's events stay in order."""
-    ids = event.identifiers
-    key = ids.customer_id or ids.anonymous_id or ids.email or ids.email_recipient_id or ids.chat_handle
-    key = key or ids.phone or _first(event.properties.get("order_id")) or event.message_id
-    return key.encode()
+    ids = record["identifiers"]
+    key = (
+        ids.get("customerId") or ids.get("anonymousId") or ids.get("email") or ids.get("emailRecipientId")
+        or ids.get("chatHandle") or ids.get("phone") or _first(record["properties"].get("order_id"))
+        or record["messageId"]
+    )  # fmt: skip
+    return str(key).encode()

@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 
 from schemas import topics
-from schemas.events import CanonicalEvent, DeadLetter
+from schemas.events import DeadLetter
 from services.core.kafka.producer import AsyncProducer, Record
 from services.core.metrics import IngestMetrics
 from services.ingest.dedup import MessageIdWindow
-from services.ingest.normalise import FieldError, Rejection, normalise, partition_key
+from services.ingest.normalise import FieldError, Rejection, normalise
 
 log = logging.getLogger(__name__)
 DLQ_PAYLOAD_LIMIT = 1024 * 1024
@@ -38,10 +38,6 @@ class IngestResult:
             for error in rejection.errors or (FieldError("", rejection.reason),):
                 out.append({"index": index, "reason": rejection.reason, **error.as_dict()})
         return out
-
-
-def _dumps_event(event: CanonicalEvent) -> bytes:
-    return orjson.dumps(event.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
 class IngestPipeline:
@@ -96,8 +92,8 @@ class IngestPipeline:
                 result.duplicates += 1
                 continue
             claimed.append(outcome.message_id)
-            records.append((topics.EVENTS, partition_key(outcome), _dumps_event(outcome)))
-            channels[outcome.channel.value] = channels.get(outcome.channel.value, 0) + 1
+            records.append((topics.EVENTS, outcome.key, outcome.to_json()))
+            channels[outcome.channel] = channels.get(outcome.channel, 0) + 1
 
         if records:
             started = time.perf_counter()

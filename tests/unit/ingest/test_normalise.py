@@ -1,18 +1,24 @@
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from schemas.base import Channel
 from schemas.events import CanonicalEvent
-from services.ingest.normalise import Rejection, corrected_timestamp, normalise, partition_key
+from services.ingest.normalise import NormalisedEvent, Rejection, corrected_timestamp, normalise
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 
 
-def accept(raw: dict, **kwargs) -> CanonicalEvent:
+def normalised(raw: dict, **kwargs) -> NormalisedEvent:
     outcome = normalise(raw, received_at=NOW, default_source="api", **kwargs)
-    assert isinstance(outcome, CanonicalEvent), outcome
+    assert isinstance(outcome, NormalisedEvent), outcome
     return outcome
+
+
+def accept(raw: dict, **kwargs) -> CanonicalEvent:
+    """The record as the canonical model: this also proves every record fits its JSON Schema."""
+    return normalised(raw, **kwargs).model()
 
 
 def reject(raw: object, **kwargs) -> Rejection:
@@ -182,15 +188,21 @@ def test_message_id_generated_stably_for_timed_calls():
     [({"userId": "C1", "anonymousId": "a"}, b"C1"), ({"anonymousId": "a"}, b"a")],
 )
 def test_partition_key_prefers_customer_id(ids, key):
-    assert partition_key(accept({"type": "identify", **ids})) == key
+    assert normalised({"type": "identify", **ids}).key == key
 
 
 def test_refund_naming_only_the_order_is_accepted_and_keyed_by_order():
     raw = {"type": "track", "event": "Order Refunded", "properties": {"order_id": "O-9", "revenue": 10.0}}
-    event = accept(raw)
-    assert partition_key(event) == b"O-9"
+    assert normalised(raw).key == b"O-9"
 
 
 def test_other_events_naming_only_an_order_still_need_a_person():
     raw = {"type": "track", "event": "Checkout Started", "properties": {"order_id": "O-9"}}
     assert reject(raw).reason == "missing_identifier"
+
+
+def test_record_json_round_trips_through_the_canonical_model():
+    event = normalised(order(products=[{"product_id": "P1", "price": 5.0}]))
+    parsed = orjson.loads(event.to_json())
+    assert parsed["timestamp"].endswith("Z")
+    assert CanonicalEvent.model_validate(parsed) == event.model()

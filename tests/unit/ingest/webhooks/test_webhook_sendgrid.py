@@ -11,8 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from schemas.events import CanonicalEvent
-from services.ingest.normalise import normalise
+from services.ingest.normalise import NormalisedEvent, normalise
 from services.ingest.webhooks import PayloadError, ProviderConfigError, SendGridProvider, SignatureError
 
 SIGNED_AT = 1736510400  # 2025-01-10T12:00:00Z
@@ -217,7 +216,8 @@ def test_event_specific_properties(sample_bytes: Callable[[str], bytes]) -> None
 def test_messages_pass_the_ingest_normaliser(sample_bytes: Callable[[str], bytes]) -> None:
     for message in sendgrid.to_messages({}, sample_bytes("sendgrid_events.json")):
         event = normalise(message, received_at=NOW, default_source="webhook")
-        assert isinstance(event, CanonicalEvent), event
+        assert isinstance(event, NormalisedEvent), event
+        event = event.model()
         assert event.identifiers.email == "example@test.com"
 
 

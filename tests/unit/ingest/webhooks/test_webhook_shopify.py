@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.events import CanonicalEvent
-from services.ingest.normalise import Rejection, normalise
+from services.ingest.normalise import NormalisedEvent, Rejection, normalise
 from services.ingest.webhooks import PayloadError, ProviderConfigError, ShopifyProvider, SignatureError
 
 SECRET = "shpss_0123456789abcdef"
@@ -118,7 +117,8 @@ def test_paid_order_becomes_order_completed(sample_json: Callable[[str], Any], v
 def test_paid_order_passes_the_ingest_normaliser(sample_json: Callable[[str], Any]) -> None:
     message = map_one("orders/paid", sample_json("shopify_order.json"))
     event = normalise(message, received_at=datetime.now(UTC), default_source="webhook")
-    assert isinstance(event, CanonicalEvent)
+    assert isinstance(event, NormalisedEvent)
+    event = event.model()
     assert event.identifiers.customer_id == "115310627314723954"
     assert event.identifiers.email == "jon@example.com"
     assert event.properties["revenue"] == 403.0
@@ -195,7 +195,7 @@ def test_refund_naming_only_the_order_is_accepted(sample_json: Callable[[str], A
     message = map_one("refunds/create", sample_json("shopify_refund.json"))
     event = normalise(message, received_at=datetime.now(UTC), default_source="webhook")
     assert not isinstance(event, Rejection)
-    assert event.properties["order_id"] == "820982911946154508"
+    assert event.record["properties"]["order_id"] == "820982911946154508"
 
 
 def test_refund_without_transactions_counts_the_refunded_items(sample_json: Callable[[str], Any]) -> None:

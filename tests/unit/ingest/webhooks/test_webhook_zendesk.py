@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.events import CanonicalEvent
-from services.ingest.normalise import normalise
+from services.ingest.normalise import NormalisedEvent, normalise
 from services.ingest.webhooks import PayloadError, ProviderConfigError, SignatureError, ZendeskProvider
 
 SECRET = "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ"
@@ -193,7 +192,8 @@ def test_new_end_user_links_email_and_requester_id(
     event = normalise(
         mapped(sample_json("zendesk_user_created.json"))[0], received_at=NOW, default_source="webhook"
     )
-    assert isinstance(event, CanonicalEvent)
+    assert isinstance(event, NormalisedEvent)
+    event = event.model()
     assert (event.identifiers.email, event.identifiers.chat_handle) == ("jon@example.com", "8658726154110")
 
 
@@ -207,7 +207,8 @@ def test_ticket_messages_pass_the_ingest_normaliser(sample_json: Callable[[str],
     for name in ("zendesk_ticket_created.json", "zendesk_ticket_status_changed.json"):
         for message in mapped(sample_json(name)):
             event = normalise(message, received_at=NOW, default_source="webhook")
-            assert isinstance(event, CanonicalEvent), event
+            assert isinstance(event, NormalisedEvent), event
+            event = event.model()
             assert event.identifiers.chat_handle == "8658726154110"
 
 
