@@ -4,6 +4,9 @@ At-least-once from Kafka (offsets are committed only after the insert), exactly-
 table: every row records its Kafka cluster, partition and offset, the sink resumes after the
 highest offset the table holds, and each insert carries a deduplication token for its offset
 ranges, so a retried insert adds nothing.
+
+The sink does no per-event work beyond wrapping the record's bytes: ClickHouse derives the
+table's columns from the canonical JSON at insert time (see schemas/ddl/001_events.sql).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,28 +23,30 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from schemas import topics
 from services.core.metrics import SinkMetrics
-from services.core.warehouse.port import Warehouse, WarehouseError
-from services.ingest.event_rows import EVENT_COLUMNS, event_row
+from services.core.warehouse.port import Warehouse, WarehouseError, WarehouseUnavailable
 
 log = logging.getLogger(__name__)
 TABLE = "events"
+
+
+INSERT_COLUMNS = ("_raw", "kafka_cluster", "kafka_partition", "kafka_offset")
 
 
 @dataclass(slots=True)
 class _Batch:
     rows: list[bytes] = field(default_factory=list)
     ranges: dict[int, list[int]] = field(default_factory=dict)  # partition -> [first, last]
-    oldest_received: str | None = None
+    oldest_ms: int = 0  # Kafka create time of the oldest record: when ingest accepted it
     started: float = 0.0
 
-    def add(self, partition: int, offset: int, row: bytes, received_at: str) -> None:
+    def add(self, partition: int, offset: int, row: bytes, created_ms: int) -> None:
         if not self.rows:
             self.started = time.monotonic()
         self.rows.append(row)
         span = self.ranges.setdefault(partition, [offset, offset])
         span[1] = offset
-        if self.oldest_received is None or received_at < self.oldest_received:
-            self.oldest_received = received_at
+        if created_ms > 0 and (self.oldest_ms == 0 or created_ms < self.oldest_ms):
+            self.oldest_ms = created_ms
 
     def token(self, cluster: str) -> str:
         spans = ",".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.ranges.items()))
@@ -88,7 +92,9 @@ class EventsSink:
         self._assigned = threading.Event()
         self._drain_deadline = 0.0
         self._batch = _Batch()
+        self._cluster_json = orjson.dumps(cluster_id)
         self.rows_written = 0
+        self.rows_skipped = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -177,43 +183,54 @@ class EventsSink:
         value, partition, offset = message.value(), message.partition(), message.offset()
         if value is None or partition is None or offset is None:
             return
-        try:
-            event = orjson.loads(value)
-            row = event_row(event, self._cluster, partition, offset)
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            # Only the ingest service writes here; a broken record is logged and skipped, not retried forever.
-            log.error("skipping unreadable record %s[%d]@%d", topics.EVENTS, partition, offset)
-            return
-        batch.add(partition, offset, orjson.dumps(row), row["received_at"])
+        row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d}' % (
+            value, self._cluster_json, partition, offset,
+        )  # fmt: skip
+        batch.add(partition, offset, row, message.timestamp()[1])
 
     def _write(self, batch: _Batch) -> None:
-        payload = b"\n".join(batch.rows)
-        token = batch.token(self._cluster)
+        started = time.perf_counter()
+        written = self._insert(batch.rows, batch.token(self._cluster))
+        self._metrics.insert_duration.labels(TABLE).observe(time.perf_counter() - started)
+        self._metrics.rows_written.labels(TABLE).inc(written)
+        self._metrics.batch_rows.labels(TABLE).observe(written)
+        if batch.oldest_ms:
+            self._metrics.event_age.labels(TABLE).observe(max(0.0, time.time() - batch.oldest_ms / 1000))
+        self.rows_written += written
+        self._commit(batch)
+
+    def _commit(self, batch: _Batch) -> None:
+        offsets = [TopicPartition(topics.EVENTS, p, last + 1) for p, (_first, last) in batch.ranges.items()]
+        self._consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _insert(self, rows: list[bytes], token: str) -> int:
+        """Insert until it succeeds (backing off), setting aside records the table cannot read."""
         delay = 0.2
         while True:
-            started = time.perf_counter()
             try:
-                self._warehouse.insert_json_rows(TABLE, payload, columns=EVENT_COLUMNS, dedup_token=token)
-                break
+                self._warehouse.insert_json_rows(
+                    TABLE, b"\n".join(rows), columns=INSERT_COLUMNS, dedup_token=token
+                )
+                return len(rows)
             except WarehouseError as exc:
                 self._metrics.insert_errors.labels(TABLE).inc()
-                if self._stop.is_set() and time.monotonic() > self._drain_deadline:
+                readable = (
+                    rows if isinstance(exc, WarehouseUnavailable) else [r for r in rows if _readable(r)]
+                )
+                if len(readable) < len(rows):
+                    # A record the warehouse cannot read must not block everything behind it.
                     log.error(
-                        "giving up writing %d rows at shutdown (they stay on Kafka): %s", len(batch.rows), exc
+                        "skipping %d unreadable records on %s", len(rows) - len(readable), topics.EVENTS
                     )
+                    self.rows_skipped += len(rows) - len(readable)
+                    rows = readable
+                    continue
+                if self._stop.is_set() and time.monotonic() > self._drain_deadline:
+                    log.error("giving up on %d rows at shutdown (they stay on Kafka): %s", len(rows), exc)
                     raise
                 log.warning("warehouse insert failed (%s); retrying in %.1f s", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        self._metrics.insert_duration.labels(TABLE).observe(time.perf_counter() - started)
-        self._metrics.rows_written.labels(TABLE).inc(len(batch.rows))
-        self._metrics.batch_rows.labels(TABLE).observe(len(batch.rows))
-        if batch.oldest_received:
-            oldest = datetime.fromisoformat(batch.oldest_received).replace(tzinfo=UTC)
-            self._metrics.event_age.labels(TABLE).observe((datetime.now(UTC) - oldest).total_seconds())
-        self.rows_written += len(batch.rows)
-        offsets = [TopicPartition(topics.EVENTS, p, last + 1) for p, (_first, last) in batch.ranges.items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
 
     def _report_lag(self) -> None:
         try:
@@ -226,3 +243,12 @@ class EventsSink:
             self._metrics.consumer_lag.labels(self._group, topics.EVENTS).set(lag)
         except Exception:  # lag is informational; never let it stop the sink
             log.debug("lag report failed", exc_info=True)
+
+
+def _readable(row: bytes) -> bool:
+    """A canonical record the table can take: JSON with a messageId and an event time."""
+    try:
+        record = orjson.loads(row)["_raw"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("messageId"), str) and "timestamp" in record

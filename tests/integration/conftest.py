@@ -1,4 +1,4 @@
-"""Session-wide real infrastructure: one Tansu broker per test session."""
+"""Session-wide real infrastructure: one Tansu broker and one chDB engine per test session."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ import pytest
 from schemas.topics import PLATFORM_TOPICS
 from services.core.kafka.admin import ensure_topics
 from services.core.kafka.broker import TansuBroker, free_port
+from tests.integration.warehouse_fixtures import (  # noqa: F401 (fixtures)
+    chdb_engine,
+    clickhouse_http,
+    database,
+    endpoint_settings,
+    warehouse,
+)
 
 
 @pytest.fixture(scope="session")

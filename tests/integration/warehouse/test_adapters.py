@@ -13,7 +13,7 @@ from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_access import EndpointUser, EndpointUsers
 from services.core.warehouse.http_endpoint import RunningServer
 from services.core.warehouse.port import Warehouse, WarehouseError, WarehouseUnavailable
-from tests.integration.warehouse.conftest import WRITER_PASSWORD, WRITER_USER
+from tests.integration.warehouse_fixtures import WRITER_PASSWORD, WRITER_USER
 
 
 def closed_port() -> int:

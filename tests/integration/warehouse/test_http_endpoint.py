@@ -19,7 +19,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from services.core.warehouse.chdb_adapter import ChdbWarehouse
 from services.core.warehouse.http_endpoint import RunningServer
-from tests.integration.warehouse.conftest import BI_PASSWORD, BI_USER, WRITER_PASSWORD, WRITER_USER
+from tests.integration.warehouse_fixtures import BI_PASSWORD, BI_USER, WRITER_PASSWORD, WRITER_USER
 
 WRITER = (WRITER_USER, WRITER_PASSWORD)
 BI = (BI_USER, BI_PASSWORD)
