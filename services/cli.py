@@ -60,7 +60,8 @@ def up(
         data_dir=data_dir, http_port=http_port, clickhouse_http_port=clickhouse_port, broker_port=broker_port
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    for noisy in ("uvicorn.error", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         with data_dir_lock(settings.data_dir):
             with console.status("starting the platform...") as status:
@@ -74,8 +75,7 @@ def up(
                 def ready() -> None:
                     console.print("[bold green]ready[/] (Ctrl-C stops)")
                     if demo:
-                        key = platform.secrets.write_key
-                        _start_demo(platform.urls["ingest"], key, demo_customers, demo_days, demo_live, stop)
+                        _start_demo(platform, demo_customers, demo_days, demo_live, stop)
 
                 await serve(platform, stop, on_ready=ready)
 
@@ -113,16 +113,21 @@ def _banner(platform: Any) -> None:
     console.print('try: [bold]cdp sql "SELECT channel, count() FROM cdp.events GROUP BY channel"[/]')
 
 
-def _start_demo(url: str, write_key: str, customers: int, days: int, live: bool, stop: asyncio.Event) -> None:
+def _start_demo(platform: Any, customers: int, days: int, live: bool, stop: asyncio.Event) -> None:
     from services.demo.runner import run_demo
+
+    def platform_status() -> str:
+        return f"[bold]{platform.sink.rows_written:,}[/] rows in ClickHouse cdp.events"
 
     def run() -> None:
         try:
-            run_demo(url, write_key, customers=customers, days=days, live=live, console=console,
-                     should_stop=stop.is_set)  # fmt: skip
+            run_demo(
+                platform.urls["ingest"], platform.secrets.write_key, customers=customers, days=days,
+                live=live, console=console, should_stop=stop.is_set, platform_status=platform_status,
+            )  # fmt: skip
         except Exception as exc:  # the platform keeps running for the user to query
             err.print(f"[red]demo traffic stopped:[/] {exc}")
-        finally:
+        else:
             if not live:
                 console.print("demo history sent; the platform keeps running (Ctrl-C stops)")
 

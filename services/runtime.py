@@ -97,7 +97,7 @@ class Platform:
 
 def _server(app: Any, host: str, port: int) -> _QuietServer:
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
+        app, host=host, port=port, log_config=None, lifespan="off", access_log=False,
         loop="none", http="httptools", timeout_graceful_shutdown=5,
     )  # fmt: skip
     return _QuietServer(config)

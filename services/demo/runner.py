@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from services.demo.generator import DemoConfig, estimate_total, generate_history, generate_live
 from services.demo.sender import DemoProgress, DemoStats, send
@@ -58,23 +59,30 @@ def _wall_clock() -> Iterator[datetime]:
         yield datetime.now(UTC)
 
 
-def _progress_bar(console: Console) -> Progress:
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} ev/s"),
-        TextColumn("{task.fields[outcome]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+class _DemoProgress(Progress):
+    """A progress bar with a second line: outcomes, channels and what the platform reports."""
+
+    def __init__(self, console: Console, status: Callable[[], str]) -> None:
+        self._status = status  # before Progress.__init__, which may already render
+        super().__init__(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=30),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]} events/s"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+
+    def get_renderables(self) -> Iterator[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        yield Text.from_markup(self._status())
 
 
 def _outcome(p: DemoProgress) -> str:
     channels = " ".join(f"{c} {p.per_channel.get(c, 0):,}" for c in _CHANNELS)
     return (
-        f"[green]{p.accepted:,} ok[/] [red]{p.rejected:,} rejected[/] "
+        f"  [green]{p.accepted:,} accepted[/] [red]{p.rejected:,} rejected[/] "
         f"[yellow]{p.retries:,} retries[/] {p.errors:,} errors · {channels}"
     )
 
@@ -84,16 +92,22 @@ def _send_with_display(
     label: str,
     messages: Iterable[dict[str, Any]],
     expected: int | None,
+    platform_status: Callable[[], str] | None = None,
     **send_options: Any,
 ) -> DemoStats:
-    with _progress_bar(console) as bar:
-        task: TaskID = bar.add_task(label, total=expected, rate="0", outcome="")
+    latest = ["  starting ..."]
+
+    def status() -> str:
+        extra = f" · {platform_status()}" if platform_status else ""
+        return latest[0] + extra
+
+    with _DemoProgress(console, status) as bar:
+        task: TaskID = bar.add_task(label, total=expected, rate="0")
 
         def show(p: DemoProgress) -> None:
             total = max(expected, p.sent) if expected is not None else None
-            bar.update(
-                task, completed=p.sent, total=total, rate=f"{p.events_per_second:,.0f}", outcome=_outcome(p)
-            )
+            latest[0] = _outcome(p)
+            bar.update(task, completed=p.sent, total=total, rate=f"{p.events_per_second:,.0f}")
 
         stats = send(messages, progress=show, **send_options)
         bar.update(task, total=stats.sent if expected is not None else None, completed=stats.sent)
@@ -128,6 +142,7 @@ def run_demo(
     console: Console | None = None,
     end: datetime | None = None,
     should_stop: Callable[[], bool] | None = None,
+    platform_status: Callable[[], str] | None = None,
 ) -> DemoStats:
     """Replay ``days`` of history of ``customers`` people, then (``live``) keep the shop busy until Ctrl-C.
 
@@ -149,11 +164,15 @@ def run_demo(
     options: dict[str, Any] = {
         "base_url": base_url, "write_key": write_key, "batch_size": batch_size, "should_stop": should_stop,
     }  # fmt: skip
-    stats = _send_with_display(console, "History", generate_history(config), expected, **options)
+    stats = _send_with_display(
+        console, "History", generate_history(config), expected, platform_status, **options
+    )
     if live and not stats.interrupted:
         console.print(f"Live traffic at {live_rate:g} events/s (the shop runs fast-forward). Ctrl-C stops.")
         stream = generate_live(config, datetime.now(UTC), _wall_clock())
-        live_stats = _send_with_display(console, "Live", stream, None, rate=live_rate, **options)
+        live_stats = _send_with_display(
+            console, "Live", stream, None, platform_status, rate=live_rate, **options
+        )
         stats = stats.merged(live_stats)
     if stats.interrupted:
         console.print("[yellow]Stopped; every batch in flight was delivered first.[/]")

@@ -22,6 +22,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from schemas import topics
+from services.core.kafka.producer import KAFKA_LOG
 from services.core.metrics import SinkMetrics
 from services.core.warehouse.port import Warehouse, WarehouseError, WarehouseUnavailable
 
@@ -64,6 +65,7 @@ def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict
         "isolation.level": "read_committed",
         "fetch.wait.max.ms": 100,
         "log.connection.close": False,
+        "logger": KAFKA_LOG,
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -10,10 +11,12 @@ from confluent_kafka.cimpl import NewTopic
 
 from schemas.topics import TopicSpec
 from services.core.kafka.exceptions import BrokerError
+from services.core.kafka.producer import KAFKA_LOG
 
 
 def admin_client(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap})
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "logger": KAFKA_LOG}
+    return AdminClient(config)
 
 
 def cluster_id(bootstrap: str, timeout: float = 10.0) -> str:

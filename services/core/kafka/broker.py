@@ -88,9 +88,12 @@ class TansuBroker:
         ]
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
+            # Its own session: a Ctrl-C in the terminal must reach `cdp up` only, which stops the
+            # broker last, after everything on it is in the warehouse.
             self._process = subprocess.Popen(
-                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
-            )
+                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                start_new_session=True,
+            )  # fmt: skip
         finally:
             if self._log_path and not isinstance(log, int):
                 log.close()

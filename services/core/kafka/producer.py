@@ -7,6 +7,7 @@ so the HTTP answer is sent only once Kafka acknowledged everything (acks=all).
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from services.core.kafka.exceptions import ProduceError
 
 Record = tuple[str, bytes | None, bytes]  # topic, key, value
+KAFKA_LOG = logging.getLogger("cdp.kafka")
 
 
 def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
@@ -32,6 +34,7 @@ def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
         "message.timeout.ms": 30_000,
         # Brokers close idle connections; librdkafka reconnects on its own, no need to log it.
         "log.connection.close": False,
+        "logger": KAFKA_LOG,
     }
     config.update(overrides)
     return config
