@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from datetime import UTC, datetime
@@ -182,3 +183,20 @@ def test_restart_keeps_every_event_and_accepts_new_ones(cdp: CdpProcess):
     assert cdp.post("/v1/track", new).status_code == 200
     wait_for(lambda: _count(cdp, "1") == total_before + 1)
     assert _count(cdp, "message_id LIKE {p:String}", p=f"{run}-%") == 51
+
+
+def test_demo_traffic_lands_completely_in_every_channel(cdp: CdpProcess):
+    before = _count(cdp, "1")
+    out = subprocess.run(
+        [CDP, "demo", "--customers", "40", "--days", "20", "--seed", "7", "--url", cdp.url,
+         "--write-key", cdp.write_key],
+        env=cdp.env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    accepted = int(re.search(r"accepted\s*│\s*([\d,]+)", out.stdout).group(1).replace(",", ""))
+    assert accepted > 500
+    wait_for(lambda: _count(cdp, "1") == before + accepted, timeout=60)
+    client = cdp.clickhouse()
+    channels = {row[0] for row in client.query("SELECT DISTINCT channel FROM cdp.events").result_rows}
+    client.close()
+    assert {"shop", "chat", "email"} <= channels
