@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import logging
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_endpoint import create_clickhouse_http_app
 from services.core.warehouse.migrations import apply_migrations
 from services.core.warehouse.port import Warehouse
-from services.ingest.api import IngestAPI, create_ingest_app
+from services.ingest.api import Check, IngestAPI, create_ingest_app
 from services.ingest.auth import WriteKeys
 from services.ingest.dedup import MessageIdWindow
 from services.ingest.pipeline import IngestPipeline
@@ -131,6 +130,54 @@ def _check_ports(settings: Settings) -> None:
             )
 
 
+def _start_broker(settings: Settings, on_step: Callable[[str], None]) -> TansuBroker | None:
+    if settings.kafka_bootstrap:
+        return None
+    on_step(f"starting the Tansu broker on 127.0.0.1:{settings.broker_port}")
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    broker = TansuBroker("127.0.0.1", settings.broker_port, log_path=logs / "tansu.log")
+    broker.start()
+    return broker
+
+
+def _open_warehouse(settings: Settings, on_step: Callable[[str], None]) -> Warehouse:
+    on_step("opening the warehouse and applying migrations")
+    warehouse = open_warehouse(settings)
+    applied = apply_migrations(warehouse)
+    if applied:
+        on_step(f"applied migrations: {', '.join(applied)}")
+    return warehouse
+
+
+def _ingest_api(
+    settings: Settings, secrets: PlatformSecrets, producer: AsyncProducer, warehouse: Warehouse,
+    metrics: PlatformMetrics, registry: CollectorRegistry, readiness: dict[str, Callable[[], bool]],
+) -> tuple[IngestAPI, int]:  # fmt: skip
+    window = MessageIdWindow(settings.dedup_window_seconds, settings.dedup_max_entries)
+    preloaded = _preload_dedup(warehouse, window, settings)
+    skew = timedelta(seconds=settings.max_future_skew_seconds)
+    pipeline = IngestPipeline(producer, metrics.ingest, window, max_future_skew=skew)
+
+    def check(probe: Callable[[], bool]) -> Check:
+        async def run() -> bool:
+            return await asyncio.to_thread(probe)
+
+        return run
+
+    api = IngestAPI(
+        pipeline, metrics.ingest, WriteKeys([secrets.write_key]),
+        max_event_bytes=settings.max_event_bytes, max_batch_bytes=settings.max_batch_bytes,
+        webhooks=WebhookConfig.from_settings(settings), registry=registry,
+        readiness={name: check(probe) for name, probe in readiness.items()},
+    )  # fmt: skip
+    return api, preloaded
+
+
+def _as_gauge(probe: Callable[[], bool]) -> Callable[[], float]:
+    return lambda: 1.0 if probe() else 0.0
+
+
 def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -> Platform:
     """Start every component (blocking work: call before the event loop serves requests)."""
     _check_ports(settings)
@@ -140,76 +187,38 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     )
     registry = CollectorRegistry()
     metrics = PlatformMetrics.create(registry)
-
-    broker: TansuBroker | None = None
-    if settings.kafka_bootstrap:
-        bootstrap = settings.kafka_bootstrap
-    else:
-        on_step(f"starting the Tansu broker on 127.0.0.1:{settings.broker_port}")
-        logs = settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        broker = TansuBroker("127.0.0.1", settings.broker_port, log_path=logs / "tansu.log")
-        broker.start()
-        bootstrap = broker.bootstrap
+    broker = _start_broker(settings, on_step)
     try:
+        bootstrap = broker.bootstrap if broker else str(settings.kafka_bootstrap)
         on_step("creating topics")
         ensure_topics(bootstrap, PLATFORM_TOPICS, settings.topic_partitions, settings.topic_replication)
         cluster = broker.cluster_id if broker else cluster_id(bootstrap)
-
-        on_step("opening the warehouse and applying migrations")
-        warehouse = open_warehouse(settings)
-        applied = apply_migrations(warehouse)
-        if applied:
-            on_step(f"applied migrations: {', '.join(applied)}")
-
+        warehouse = _open_warehouse(settings, on_step)
         producer = AsyncProducer(bootstrap)
-        window = MessageIdWindow(settings.dedup_window_seconds, settings.dedup_max_entries)
-        preloaded = _preload_dedup(warehouse, window, settings)
-        pipeline = IngestPipeline(
-            producer,
-            metrics.ingest,
-            window,
-            max_future_skew=timedelta(seconds=settings.max_future_skew_seconds),
-        )
         sink = EventsSink(
             bootstrap, cluster, warehouse, metrics.sink, batch_rows=settings.sink_batch_rows,
             flush_seconds=settings.sink_flush_seconds, session_timeout_ms=settings.kafka_session_timeout_ms,
         )  # fmt: skip
-
-        async def broker_ready() -> bool:
-            return broker.is_running() if broker else True
-
-        async def sink_running() -> bool:
-            return sink.is_alive()
-
-        async def warehouse_ready() -> bool:
-            return await asyncio.to_thread(warehouse.ping)
-
-        api = IngestAPI(
-            pipeline, metrics.ingest, WriteKeys([secrets.write_key]),
-            max_event_bytes=settings.max_event_bytes, max_batch_bytes=settings.max_batch_bytes,
-            webhooks=WebhookConfig.from_settings(settings), registry=registry,
-            readiness={"broker": broker_ready, "warehouse": warehouse_ready, "events_sink": sink_running},
-        )  # fmt: skip
+        running = {
+            "broker": broker.is_running if broker else lambda: True,
+            "warehouse": warehouse.ping,
+            "events_sink": sink.is_alive,
+        }
+        api, preloaded = _ingest_api(settings, secrets, producer, warehouse, metrics, registry, running)
+        for component in ("broker", "events_sink"):
+            metrics.up.labels(component).set_function(_as_gauge(running[component]))
         servers = [("ingest", _server(create_ingest_app(api), settings.http_host, settings.http_port))]
         urls = {
             "ingest": f"http://{settings.http_host}:{settings.http_port}",
             "metrics": f"http://{settings.http_host}:{settings.http_port}/metrics",
             "kafka": bootstrap,
+            "clickhouse": str(settings.clickhouse_url),
         }
         if isinstance(warehouse, ChdbWarehouse):
             endpoint = create_clickhouse_http_app(warehouse, settings)
-            servers.append(
-                (
-                    "clickhouse",
-                    _server(endpoint, settings.clickhouse_http_host, settings.clickhouse_http_port),
-                )
-            )
-            urls["clickhouse"] = f"http://{settings.clickhouse_http_host}:{settings.clickhouse_http_port}"
-        else:
-            urls["clickhouse"] = str(settings.clickhouse_url)
-        for component in ("broker", "warehouse", "ingest", "events_sink"):
-            metrics.up.labels(component).set(1)
+            host, port = settings.clickhouse_http_host, settings.clickhouse_http_port
+            servers.append(("clickhouse", _server(endpoint, host, port)))
+            urls["clickhouse"] = f"http://{host}:{port}"
     except Exception:
         if broker is not None:
             broker.stop()
@@ -281,32 +290,3 @@ __all__ = [
     "install_stop_signals",
     "serve",
 ]
-
-
-class RunningPlatform:
-    """A platform served by a background thread with its own event loop (tests, benchmarks, embedding)."""
-
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cdp-platform", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(serve(self.platform, self._stop, on_ready=self._ready.set))
-
-    def start(self, timeout: float = 30.0) -> RunningPlatform:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise StartupError("the platform did not become ready in time")
-        return self
-
-    def stop(self, timeout: float = 60.0) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-
-
-def start_in_background(settings: Settings) -> RunningPlatform:
-    return RunningPlatform(build(settings)).start()

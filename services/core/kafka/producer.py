@@ -95,24 +95,6 @@ class AsyncProducer:
                     await asyncio.sleep(0.005)
         await group.future
 
-    def send_blocking(self, records: Sequence[Record], timeout: float = 30.0) -> None:
-        """Synchronous variant for CLI tools and tests."""
-        errors: list[KafkaError] = []
-
-        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
-
-        for topic, key, value in records:
-            self._producer.produce(topic, value, key, on_delivery=on_delivery)
-        remaining = self._producer.flush(timeout)
-        if remaining or errors:
-            detail = errors[0].str() if errors else f"{remaining} records still queued"
-            raise ProduceError(f"Kafka did not acknowledge every record: {detail}")
-
-    def pending(self) -> int:
-        return len(self._producer)
-
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is queued and stop; returns the number of records that could not be sent."""
         deadline = time.monotonic() + timeout
