@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from services.core.secrets import read_existing
@@ -13,11 +14,22 @@ class SqlClientError(Exception):
     pass
 
 
+_READS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS", "(")
+
+
+def returns_rows(query: str) -> bool:
+    """Statements whose answer is a result set; everything else runs as a command."""
+    return query.lstrip().upper().startswith(_READS)
+
+
 def run_sql(
     settings: Settings, query: str, *, write: bool = False
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     import clickhouse_connect
     from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+    # The driver logs connection failures itself; the CLI explains them once, below.
+    logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
 
     if settings.clickhouse_url:
         target: dict[str, Any] = {"dsn": settings.clickhouse_url}
@@ -42,9 +54,15 @@ def run_sql(
     except ClickHouseError as exc:
         raise SqlClientError(str(exc)) from None
     try:
+        if not returns_rows(query):
+            client.command(query)
+            return ["result"], [("OK",)]
         result = client.query(query)
         return list(result.column_names), [tuple(row) for row in result.result_rows]
     except ClickHouseError as exc:
-        raise SqlClientError(str(exc).strip()) from None
+        message = str(exc).strip()
+        if "code: 164" in message and not write:
+            message += "\nhint: the BI user is read-only; pass --write to change data"
+        raise SqlClientError(message) from None
     finally:
         client.close()
