@@ -21,6 +21,7 @@ from services.core.metrics import IngestMetrics
 from services.ingest.auth import WriteKeys, basic_auth_user
 from services.ingest.http import ClientError, JSONResponse, body_write_key, error_body, parse_json, read_body
 from services.ingest.normalise import FieldError, Rejection
+from services.ingest.openapi import openapi_document
 from services.ingest.pipeline import IngestPipeline, IngestResult
 from services.ingest.webhook_routes import WebhookConfig, webhook_endpoint
 
@@ -49,6 +50,7 @@ class IngestAPI:
         self.webhooks = webhooks
         self.registry = registry
         self.readiness = dict(readiness or {})
+        self._openapi = openapi_document()
 
     def authorise(self, request: Request, body_key: Any = None) -> None:
         key = basic_auth_user(request.headers.get("authorization"))
@@ -169,6 +171,9 @@ class IngestAPI:
     async def metrics_endpoint(self, _request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def openapi(self, _request: Request) -> Response:
+        return JSONResponse(self._openapi)
+
     async def healthz(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -197,6 +202,7 @@ def create_ingest_app(api: IngestAPI) -> Starlette:
         Route("/v1/batch", api.batch, methods=["POST"]),
         Route("/v1/webhooks/{channel}", webhook_endpoint(api), methods=["POST"]),
         Route("/metrics", api.metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
     ]

@@ -148,3 +148,17 @@ def test_unknown_provider_names_the_known_ones(ingest_server: IngestServer):
     response = post(ingest_server, "/v1/webhooks/shop?provider=magento", {"x": 1})
     assert response.status_code == 400
     assert "shopify" in response.json()["message"]
+
+
+def test_openapi_document_describes_every_route(ingest_server: IngestServer):
+    document = httpx.get(ingest_server.url + "/openapi.json").json()
+    assert document["openapi"].startswith("3.1")
+    routes = {route.path for route in ingest_server_routes(ingest_server)}
+    assert routes <= set(document["paths"]) | {"/openapi.json"}
+    assert "IncomingMessage" in document["components"]["schemas"]
+
+
+def ingest_server_routes(server: IngestServer):
+    from services.ingest.api import create_ingest_app
+
+    return create_ingest_app(server.api).routes
