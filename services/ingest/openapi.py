@@ -71,7 +71,7 @@ def openapi_document() -> dict[str, Any]:
     }
     components["Success"] = {"type": "object", "properties": {"success": {"const": True}}}
     components["Error"] = _ERROR
-    security = [{"writeKey": []}]
+    security: list[dict[str, list[str]]] = [{"writeKey": []}]
     paths: dict[str, Any] = {}
     for event_type in EVENT_TYPES:
         paths[f"/v1/{event_type}"] = {
