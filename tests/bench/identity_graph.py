@@ -70,7 +70,7 @@ def shop_stream(people: int, events_per_person: int, seed: int = 11) -> list[lis
     return stream
 
 
-def memory(identifiers: int) -> None:
+def memory(identifiers: int) -> float:
     tracemalloc.start()
     graph = IdentityGraph()
     for ids, provenance in events(identifiers):
@@ -80,9 +80,10 @@ def memory(identifiers: int) -> None:
     stats = graph.stats()
     print(f"memory: {stats}")
     print(f"memory: {current / 2**20:.1f} MiB traced, {current / stats.identifiers:.0f} bytes per identifier")
+    return current / stats.identifiers
 
 
-def throughput(identifiers: int) -> None:
+def throughput(identifiers: int) -> dict[str, float]:
     batch = [(ids, provenance) for ids, provenance in events(identifiers) if len(ids) == 3]
     graph = IdentityGraph()
     started = time.perf_counter()
@@ -106,14 +107,28 @@ def throughput(identifiers: int) -> None:
         f"observe, 3 identifiers, shop stream (10 events per person, {graph.stats().identifiers:,} identifiers):"
         f" {len(stream) / mixed:,.0f} events/s"
     )
+    return {"new": len(batch) / fresh, "known": len(batch) / known, "shop_stream": len(stream) / mixed}
+
+
+def run(identifiers: int = 1_000_000) -> dict[str, object]:
+    """The numbers ``make bench`` reports: observe throughput and memory per identifier."""
+    rates = throughput(min(identifiers, 500_000))
+    return {
+        "name": "identity_graph",
+        "description": "IdentityGraph.observe, 3 identifiers per event, one core (pure domain, no Kafka)",
+        "observe_events_per_s_new": rates["new"],
+        "observe_events_per_s_known": rates["known"],
+        "observe_events_per_s_shop_stream": rates["shop_stream"],
+        "bytes_per_identifier": memory(identifiers),
+        "identifiers": identifiers,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--identifiers", type=int, default=1_000_000)
     args = parser.parse_args()
-    throughput(min(args.identifiers, 500_000))
-    memory(args.identifiers)
+    run(args.identifiers)
 
 
 if __name__ == "__main__":

@@ -90,34 +90,38 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    run(args.customers, args.days, args.rounds)
 
-    events = canonical_events(args.customers, args.days)
+
+def run(customers: int = 2000, days: int = 90, rounds: int = 5) -> dict[str, object]:
+    """The numbers ``make bench`` reports: profile folding throughput and snapshot sizes."""
+    events = canonical_events(customers, days)
     owner = people(events)
     count = max(owner) + 1
     shuffled = list(zip(events, owner, strict=True))
     random.Random(1).shuffle(shuffled)
     s_events, s_owner = [e for e, _ in shuffled], [p for _, p in shuffled]
     n = len(events)
-    print(f"{n:,} canonical events, {count:,} profiles ({args.customers} demo customers, {args.days} days)")
+    print(f"{n:,} canonical events, {count:,} profiles ({customers} demo customers, {days} days)")
 
-    in_order = timed(args.rounds, lambda: fold_all(events, owner, count))
-    any_order = timed(args.rounds, lambda: fold_all(s_events, s_owner, count))
+    in_order = timed(rounds, lambda: fold_all(events, owner, count))
+    any_order = timed(rounds, lambda: fold_all(s_events, s_owner, count))
     states = fold_all(events, owner, count)
 
     def replay() -> None:
         for e, person in zip(events, owner, strict=True):
             states[person].apply(e)
 
-    replayed = timed(args.rounds, replay)
+    replayed = timed(rounds, replay)
     print(f"apply, event-time order : {n / in_order:>10,.0f} events/s  ({in_order * 1e6 / n:.2f} µs/event)")
     print(f"apply, shuffled order   : {n / any_order:>10,.0f} events/s  ({any_order * 1e6 / n:.2f} µs/event)")
     print(f"apply, replay (no-ops)  : {n / replayed:>10,.0f} events/s  ({replayed * 1e6 / n:.2f} µs/event)")
 
     now = END + timedelta(days=1)
-    snap = timed(args.rounds, lambda: [orjson.dumps(s.to_snapshot()) for s in states])
-    attrs = timed(args.rounds, lambda: [s.attributes(now) for s in states])
+    snap = timed(rounds, lambda: [orjson.dumps(s.to_snapshot()) for s in states])
+    attrs = timed(rounds, lambda: [s.attributes(now) for s in states])
     blobs = [orjson.dumps(s.to_snapshot()) for s in states]
-    restore = timed(args.rounds, lambda: [ProfileState.from_snapshot(orjson.loads(b)) for b in blobs])
+    restore = timed(rounds, lambda: [ProfileState.from_snapshot(orjson.loads(b)) for b in blobs])
     print(f"to_snapshot + orjson    : {snap * 1e6 / count:>10.1f} µs/profile")
     print(f"from_snapshot (+ loads) : {restore * 1e6 / count:>10.1f} µs/profile")
     print(f"attributes(now)         : {attrs * 1e6 / count:>10.1f} µs/profile")
@@ -138,6 +142,15 @@ def main() -> None:
     used = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     print(f"Python memory (traced)  : {used / len(kept):,.0f} bytes/profile on average")
+    return {
+        "name": "profile_fold",
+        "description": f"ProfileState.apply on {n:,} demo events ({count:,} profiles), one core (pure domain)",
+        "apply_events_per_s": n / in_order,
+        "apply_events_per_s_shuffled": n / any_order,
+        "snapshot_bytes_median": quantile(sizes, 0.5),
+        "snapshot_bytes_p95": quantile(sizes, 0.95),
+        "memory_bytes_per_profile": used / len(kept),
+    }
 
 
 if __name__ == "__main__":
