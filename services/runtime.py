@@ -32,6 +32,7 @@ from services.core.kafka.producer import AsyncProducer
 from services.core.metrics import PlatformMetrics
 from services.core.secrets import PlatformSecrets, load_or_create
 from services.core.settings import Settings
+from services.core.topic_sink import TopicSink, is_canonical_event
 from services.core.warehouse.chdb_adapter import ChdbWarehouse
 from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_endpoint import create_clickhouse_http_app
@@ -41,7 +42,6 @@ from services.ingest.api import Check, IngestAPI, create_ingest_app
 from services.ingest.auth import WriteKeys
 from services.ingest.dedup import MessageIdWindow
 from services.ingest.pipeline import IngestPipeline
-from services.ingest.warehouse_sink import EventsSink
 from services.ingest.webhook_routes import WebhookConfig
 
 log = logging.getLogger("cdp")
@@ -86,7 +86,7 @@ class Platform:
     cluster_id: str
     warehouse: Warehouse
     producer: AsyncProducer
-    sink: EventsSink
+    sink: TopicSink
     servers: list[tuple[str, _QuietServer]]
     registry: CollectorRegistry
     broker: TansuBroker | None = None
@@ -195,9 +195,10 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         cluster = broker.cluster_id if broker else cluster_id(bootstrap)
         warehouse = _open_warehouse(settings, on_step)
         producer = AsyncProducer(bootstrap)
-        sink = EventsSink(
-            bootstrap, cluster, warehouse, metrics.sink, batch_rows=settings.sink_batch_rows,
-            flush_seconds=settings.sink_flush_seconds, session_timeout_ms=settings.kafka_session_timeout_ms,
+        sink = TopicSink(
+            bootstrap, cluster, warehouse, metrics.sink, valid=is_canonical_event,
+            batch_rows=settings.sink_batch_rows, flush_seconds=settings.sink_flush_seconds,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
         )  # fmt: skip
         running = {
             "broker": broker.is_running if broker else lambda: True,

@@ -33,7 +33,10 @@ CREATE TABLE IF NOT EXISTS {db}.profiles
     csat_average           Nullable(Float64) DEFAULT JSONExtract(attributes, 'csat_average', 'Nullable(Float64)'),
     open_complaints        UInt32 DEFAULT JSONExtractUInt(attributes, 'open_complaints'),
     last_complaint_at      Nullable(DateTime64(3, 'UTC')) DEFAULT parseDateTime64BestEffortOrNull(JSONExtractString(attributes, 'last_complaint_at'), 3, 'UTC'),
-    updated_at             DateTime64(3, 'UTC') DEFAULT now64(3)
+    updated_at             DateTime64(3, 'UTC') DEFAULT now64(3),
+    kafka_cluster  LowCardinality(String) DEFAULT '',
+    kafka_partition UInt32 DEFAULT 0,
+    kafka_offset   UInt64 DEFAULT 0
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY profile_id;
@@ -51,7 +54,10 @@ CREATE TABLE IF NOT EXISTS {db}.identities
     profile_id     String DEFAULT JSONExtractString(_raw, 'profileId'),
     version        UInt64 DEFAULT JSONExtractUInt(_raw, 'version'),
     first_seen_at  Nullable(DateTime64(3, 'UTC')) DEFAULT parseDateTime64BestEffortOrNull(JSONExtractString(_raw, 'firstSeenAt'), 3, 'UTC'),
-    updated_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+    updated_at     DateTime64(3, 'UTC') DEFAULT now64(3),
+    kafka_cluster  LowCardinality(String) DEFAULT '',
+    kafka_partition UInt32 DEFAULT 0,
+    kafka_offset   UInt64 DEFAULT 0
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY identifier;
@@ -69,7 +75,10 @@ CREATE TABLE IF NOT EXISTS {db}.identity_links
     removed     UInt8 DEFAULT JSONExtractBool(_raw, 'removed'),
     reason      String DEFAULT JSONExtractString(_raw, 'reason'),
     version     UInt64 DEFAULT JSONExtractUInt(_raw, 'version'),
-    updated_at  DateTime64(3, 'UTC') DEFAULT now64(3)
+    updated_at  DateTime64(3, 'UTC') DEFAULT now64(3),
+    kafka_cluster  LowCardinality(String) DEFAULT '',
+    kafka_partition UInt32 DEFAULT 0,
+    kafka_offset   UInt64 DEFAULT 0
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (a, b);
@@ -81,7 +90,10 @@ CREATE TABLE IF NOT EXISTS {db}.profile_redirects
     absorbed   String DEFAULT JSONExtractString(_raw, 'absorbed'),
     survivor   String DEFAULT JSONExtractString(_raw, 'survivor'),
     version    UInt64 DEFAULT JSONExtractUInt(_raw, 'version'),
-    updated_at DateTime64(3, 'UTC') DEFAULT now64(3)
+    updated_at DateTime64(3, 'UTC') DEFAULT now64(3),
+    kafka_cluster  LowCardinality(String) DEFAULT '',
+    kafka_partition UInt32 DEFAULT 0,
+    kafka_offset   UInt64 DEFAULT 0
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY absorbed;
@@ -98,7 +110,10 @@ CREATE TABLE IF NOT EXISTS {db}.identity_merges
     message_id  String DEFAULT JSONExtractString(_raw, 'messageId'),
     event       LowCardinality(String) DEFAULT JSONExtractString(_raw, 'event'),
     event_time  DateTime64(3, 'UTC') DEFAULT parseDateTime64BestEffortOrZero(JSONExtractString(_raw, 'timestamp'), 3, 'UTC'),
-    merged_at   DateTime64(3, 'UTC') DEFAULT now64(3)
+    merged_at   DateTime64(3, 'UTC') DEFAULT now64(3),
+    kafka_cluster  LowCardinality(String) DEFAULT '',
+    kafka_partition UInt32 DEFAULT 0,
+    kafka_offset   UInt64 DEFAULT 0
 )
 ENGINE = MergeTree
 ORDER BY (merged_at, survivor)
@@ -115,7 +130,10 @@ CREATE TABLE IF NOT EXISTS {db}.identity_refusals
     b_profile   String DEFAULT JSONExtractString(_raw, 'bProfile'),
     message_id  String DEFAULT JSONExtractString(_raw, 'messageId'),
     event_time  DateTime64(3, 'UTC') DEFAULT parseDateTime64BestEffortOrZero(JSONExtractString(_raw, 'timestamp'), 3, 'UTC'),
-    refused_at  DateTime64(3, 'UTC') DEFAULT now64(3)
+    refused_at  DateTime64(3, 'UTC') DEFAULT now64(3),
+    kafka_cluster  LowCardinality(String) DEFAULT '',
+    kafka_partition UInt32 DEFAULT 0,
+    kafka_offset   UInt64 DEFAULT 0
 )
 ENGINE = MergeTree
 ORDER BY (refused_at, reason)

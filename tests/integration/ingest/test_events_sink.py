@@ -16,10 +16,10 @@ from schemas.topics import PLATFORM_TOPICS
 from services.core.kafka.admin import ensure_topics
 from services.core.kafka.broker import TansuBroker, free_port
 from services.core.metrics import SinkMetrics
+from services.core.topic_sink import TopicSink, _Batch, is_canonical_event
 from services.core.warehouse.migrations import apply_migrations
 from services.core.warehouse.port import Warehouse
 from services.ingest.normalise import NormalisedEvent, normalise
-from services.ingest.warehouse_sink import EventsSink, _Batch
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -53,10 +53,10 @@ def produce(bootstrap: str, events: list[NormalisedEvent], raw: list[bytes] = ()
 
 
 def start_sink(
-    broker: TansuBroker, warehouse: Warehouse, sink_type: type[EventsSink] = EventsSink
-) -> EventsSink:
+    broker: TansuBroker, warehouse: Warehouse, sink_type: type[TopicSink] = TopicSink
+) -> TopicSink:
     sink = sink_type(broker.bootstrap, broker.cluster_id, warehouse, SinkMetrics.create(CollectorRegistry()),
-                     flush_seconds=0.2, session_timeout_ms=6000)  # fmt: skip
+                     valid=is_canonical_event, flush_seconds=0.2, session_timeout_ms=6000)  # fmt: skip
     sink.start()
     return sink
 
@@ -117,7 +117,7 @@ def test_columns_are_derived_from_the_canonical_record(fresh_broker, events_tabl
     assert by_id[f"{run}-i"][5] == "+4930123" and by_id[f"{run}-i"][1] == ""
 
 
-class CrashAfterInsert(EventsSink):
+class CrashAfterInsert(TopicSink):
     """Dies between the warehouse insert and the Kafka commit: the worst moment for duplicates."""
 
     def _commit(self, batch: _Batch) -> None:

@@ -1,12 +1,13 @@
-"""Moves ``cdp.events`` into the warehouse ``events`` table in large batches, exactly once in effect.
+"""Moves a topic into a warehouse table in large batches, exactly once in effect
+(``cdp.events`` -> ``events``, ``cdp.profiles`` -> ``profiles``, ...).
 
 At-least-once from Kafka (offsets are committed only after the insert), exactly-once in the
 table: every row records its Kafka cluster, partition and offset, the sink resumes after the
 highest offset the table holds, and each insert carries a deduplication token for its offset
 ranges, so a retried insert adds nothing.
 
-The sink does no per-event work beyond wrapping the record's bytes: ClickHouse derives the
-table's columns from the canonical JSON at insert time (see schemas/ddl/001_events.sql).
+The sink does no per-record work beyond wrapping the record's bytes: ClickHouse derives the
+table's columns from the JSON at insert time (an EPHEMERAL ``_raw`` column, see schemas/ddl/).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +29,6 @@ from services.core.metrics import SinkMetrics
 from services.core.warehouse.port import Warehouse, WarehouseError, WarehouseUnavailable
 
 log = logging.getLogger(__name__)
-TABLE = "events"
 
 
 INSERT_COLUMNS = ("_raw", "kafka_cluster", "kafka_partition", "kafka_offset")
@@ -40,18 +41,20 @@ class _Batch:
     oldest_ms: int = 0  # Kafka create time of the oldest record: when ingest accepted it
     started: float = 0.0
 
-    def add(self, partition: int, offset: int, row: bytes, created_ms: int) -> None:
-        if not self.rows:
+    def add(self, partition: int, offset: int, row: bytes | None, created_ms: int) -> None:
+        """``row`` None: a record that is no row (skipped), whose offset must still be committed."""
+        if not self.ranges:
             self.started = time.monotonic()
-        self.rows.append(row)
+        if row is not None:
+            self.rows.append(row)
         span = self.ranges.setdefault(partition, [offset, offset])
         span[1] = offset
         if created_ms > 0 and (self.oldest_ms == 0 or created_ms < self.oldest_ms):
             self.oldest_ms = created_ms
 
-    def token(self, cluster: str) -> str:
+    def token(self, cluster: str, table: str) -> str:
         spans = ",".join(f"{p}:{a}-{b}" for p, (a, b) in sorted(self.ranges.items()))
-        return hashlib.sha256(f"{cluster}|{TABLE}|{spans}".encode()).hexdigest()
+        return hashlib.sha256(f"{cluster}|{table}|{spans}".encode()).hexdigest()
 
 
 def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict[str, Any]:
@@ -69,7 +72,9 @@ def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict
     }
 
 
-class EventsSink:
+class TopicSink:
+    """``topic`` -> ``table``. Records for which ``skip(value)`` is true are not rows (control records)."""
+
     def __init__(
         self,
         bootstrap: str,
@@ -77,11 +82,20 @@ class EventsSink:
         warehouse: Warehouse,
         metrics: SinkMetrics,
         *,
-        group: str = "cdp-warehouse-events",
+        topic: str = topics.EVENTS,
+        table: str = "events",
+        group: str | None = None,
+        skip: Callable[[bytes], bool] | None = None,
+        valid: Callable[[dict[str, Any]], bool] | None = None,
         batch_rows: int = 50_000,
         flush_seconds: float = 1.0,
         session_timeout_ms: int = 6000,
     ) -> None:
+        self.topic = topic
+        self.table = table
+        self._skip = skip
+        self._valid = valid
+        group = group or f"cdp-warehouse-{table}"
         self._warehouse = warehouse
         self._metrics = metrics
         self._cluster = cluster_id
@@ -100,8 +114,8 @@ class EventsSink:
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
-        self._consumer.subscribe([topics.EVENTS], on_assign=self._on_assign, on_revoke=self._on_revoke)
-        self._thread = threading.Thread(target=self._run, name="events-sink", daemon=True)
+        self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._thread = threading.Thread(target=self._run, name=f"sink-{self.table}", daemon=True)
         self._thread.start()
 
     def wait_assigned(self, timeout: float) -> bool:
@@ -121,7 +135,7 @@ class EventsSink:
     # --- positions ---------------------------------------------------------------------------
     def _resume_offsets(self) -> dict[int, int]:
         rows = self._warehouse.query(
-            f"SELECT kafka_partition, max(kafka_offset) FROM {self._warehouse.database}.{TABLE} "
+            f"SELECT kafka_partition, max(kafka_offset) FROM {self._warehouse.database}.{self.table} "
             "WHERE kafka_cluster = {cluster:String} GROUP BY kafka_partition",
             {"cluster": self._cluster},
         )
@@ -142,28 +156,28 @@ class EventsSink:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Write and commit what was read before another member takes these partitions over.
-        if self._batch.rows:
+        if self._batch.ranges:
             self._write(self._batch)
             self._batch = _Batch()
         consumer.unassign()
 
     # --- loop --------------------------------------------------------------------------------
     def _run(self) -> None:
-        batch = _Batch()
         last_lag = 0.0
         try:
             while True:
                 stopping = self._stop.is_set()
                 messages = self._consumer.consume(min(self._batch_rows, 10_000), 0.1 if stopping else 0.2)
+                batch = self._batch  # on_revoke (called inside consume) may have written and replaced it
                 for message in messages:
                     self._add(batch, message)
-                due = batch.rows and (
+                due = batch.ranges and (
                     len(batch.rows) >= self._batch_rows
                     or time.monotonic() - batch.started >= self._flush_seconds
                 )
-                if due or (stopping and batch.rows):
+                if due or (stopping and batch.ranges):
                     self._write(batch)
-                    batch = _Batch()
+                    self._batch = _Batch()
                 if time.monotonic() - last_lag > 5:
                     self._report_lag()
                     last_lag = time.monotonic()
@@ -171,8 +185,9 @@ class EventsSink:
                     break
         except Exception:
             log.exception(
-                "the events sink stopped on an unexpected error; uncommitted events will be re-read"
+                "the %s sink stopped on an unexpected error; uncommitted records will be re-read", self.table
             )
+            self._batch = _Batch()  # not committed: closing must not write it again
         finally:
             self._consumer.close()
 
@@ -180,10 +195,13 @@ class EventsSink:
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
-                log.warning("consumer error on %s: %s", topics.EVENTS, error.str())
+                log.warning("consumer error on %s: %s", self.topic, error.str())
             return
         value, partition, offset = message.value(), message.partition(), message.offset()
         if value is None or partition is None or offset is None:
+            return
+        if self._skip is not None and self._skip(value):
+            batch.add(partition, offset, None, 0)
             return
         row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d}' % (
             value, self._cluster_json, partition, offset,
@@ -192,40 +210,38 @@ class EventsSink:
 
     def _write(self, batch: _Batch) -> None:
         started = time.perf_counter()
-        written = self._insert(batch.rows, batch.token(self._cluster))
-        self._metrics.insert_duration.labels(TABLE).observe(time.perf_counter() - started)
-        self._metrics.rows_written.labels(TABLE).inc(written)
-        self._metrics.batch_rows.labels(TABLE).observe(written)
+        written = self._insert(batch.rows, batch.token(self._cluster, self.table))
+        self._metrics.insert_duration.labels(self.table).observe(time.perf_counter() - started)
+        self._metrics.rows_written.labels(self.table).inc(written)
+        self._metrics.batch_rows.labels(self.table).observe(written)
         if batch.oldest_ms:
-            self._metrics.event_age.labels(TABLE).observe(max(0.0, time.time() - batch.oldest_ms / 1000))
+            self._metrics.event_age.labels(self.table).observe(max(0.0, time.time() - batch.oldest_ms / 1000))
         self.rows_written += written
         self._commit(batch)
 
     def _commit(self, batch: _Batch) -> None:
-        offsets = [TopicPartition(topics.EVENTS, p, last + 1) for p, (_first, last) in batch.ranges.items()]
+        offsets = [TopicPartition(self.topic, p, last + 1) for p, (_first, last) in batch.ranges.items()]
         self._consumer.commit(offsets=offsets, asynchronous=False)
 
     def _insert(self, rows: list[bytes], token: str) -> int:
         """Insert until it succeeds (backing off), setting aside records the table cannot read."""
         delay = 0.2
-        while True:
+        while rows:
             try:
                 self._warehouse.insert_json_rows(
-                    TABLE, b"\n".join(rows), columns=INSERT_COLUMNS, dedup_token=token
+                    self.table, b"\n".join(rows), columns=INSERT_COLUMNS, dedup_token=token
                 )
-                return len(rows)
+                break
             except WarehouseError as exc:
-                self._metrics.insert_errors.labels(TABLE).inc()
-                readable = (
-                    rows if isinstance(exc, WarehouseUnavailable) else [r for r in rows if _readable(r)]
+                self._metrics.insert_errors.labels(self.table).inc()
+                unreadable = (
+                    0 if isinstance(exc, WarehouseUnavailable) else sum(not self._readable(r) for r in rows)
                 )
-                if len(readable) < len(rows):
+                if unreadable:
                     # A record the warehouse cannot read must not block everything behind it.
-                    log.error(
-                        "skipping %d unreadable records on %s", len(rows) - len(readable), topics.EVENTS
-                    )
-                    self.rows_skipped += len(rows) - len(readable)
-                    rows = readable
+                    log.error("skipping %d unreadable records on %s", unreadable, self.topic)
+                    self.rows_skipped += unreadable
+                    rows = [row for row in rows if self._readable(row)]
                     continue
                 if self._stop.is_set() and time.monotonic() > self._drain_deadline:
                     log.error("giving up on %d rows at shutdown (they stay on Kafka): %s", len(rows), exc)
@@ -233,6 +249,14 @@ class EventsSink:
                 log.warning("warehouse insert failed (%s); retrying in %.1f s", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        return len(rows)
+
+    def _readable(self, row: bytes) -> bool:
+        try:
+            record = orjson.loads(row)["_raw"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return False
+        return isinstance(record, dict) and (self._valid is None or self._valid(record))
 
     def _report_lag(self) -> None:
         try:
@@ -242,15 +266,11 @@ class EventsSink:
                 _low, high = self._consumer.get_watermark_offsets(tp, timeout=1, cached=False)
                 if tp.offset >= 0:
                     lag += max(0, high - tp.offset)
-            self._metrics.consumer_lag.labels(self._group, topics.EVENTS).set(lag)
+            self._metrics.consumer_lag.labels(self._group, self.topic).set(lag)
         except Exception:  # lag is informational; never let it stop the sink
             log.debug("lag report failed", exc_info=True)
 
 
-def _readable(row: bytes) -> bool:
-    """A canonical record the table can take: JSON with a messageId and an event time."""
-    try:
-        record = orjson.loads(row)["_raw"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return False
-    return isinstance(record, dict) and isinstance(record.get("messageId"), str) and "timestamp" in record
+def is_canonical_event(record: dict[str, Any]) -> bool:
+    """An ``events`` row needs at least a messageId and an event time."""
+    return isinstance(record.get("messageId"), str) and "timestamp" in record
