@@ -272,5 +272,7 @@ class TopicSink:
 
 
 def is_canonical_event(record: dict[str, Any]) -> bool:
-    """An ``events`` row needs at least a messageId and an event time."""
-    return isinstance(record.get("messageId"), str) and "timestamp" in record
+    """An ``events`` row needs at least a messageId and an event time (bare, or nested as resolved)."""
+    nested = record.get("event")
+    event = nested if isinstance(nested, dict) else record
+    return isinstance(event.get("messageId"), str) and "timestamp" in event
