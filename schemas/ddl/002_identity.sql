@@ -62,6 +62,9 @@ CREATE TABLE IF NOT EXISTS {db}.identities
 ENGINE = ReplacingMergeTree(version)
 ORDER BY identifier;
 
+-- The profile 360 lookup finds a profile's identifiers and absorbed ids by profile id.
+ALTER TABLE {db}.identities ADD INDEX IF NOT EXISTS identities_profile_id profile_id TYPE bloom_filter(0.01) GRANULARITY 1;
+
 -- The recorded links (the identity graph's source of truth) with their provenance.
 CREATE TABLE IF NOT EXISTS {db}.identity_links
 (
@@ -97,6 +100,8 @@ CREATE TABLE IF NOT EXISTS {db}.profile_redirects
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY absorbed;
+
+ALTER TABLE {db}.profile_redirects ADD INDEX IF NOT EXISTS redirects_survivor survivor TYPE bloom_filter(0.01) GRANULARITY 1;
 
 -- Every merge, with the link and the event that caused it.
 CREATE TABLE IF NOT EXISTS {db}.identity_merges

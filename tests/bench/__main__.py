@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.core.kafka.broker import free_port
-from tests.bench import identity_graph, ingest, profile_fold
+from tests.bench import identity_graph, ingest, profile_fold, profile_lookup
 from tests.e2e.cdp_process import CdpProcess
 
 RESULTS = Path("bench-results.json")
@@ -39,6 +39,8 @@ def main() -> None:
         results.append(identity_graph.run(1_000_000))
     with console.status("profile folding: apply throughput..."):
         results.append(profile_fold.run(rounds=args.rounds))
+    with console.status("profile 360 lookup over HTTP with 100k profiles..."):
+        results.append(profile_lookup.run())
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -84,6 +86,14 @@ def _rows(results: list[dict[str, object]]) -> list[tuple[str, str, str, str]]:
         f"{fold['apply_events_per_s']:,.0f} events/s, snapshot median {fold['snapshot_bytes_median']:,} B",
         "",
         str(fold["description"]),
+    ))  # fmt: skip
+    lookup = by_name["profile_lookup"]
+    ok = float(lookup["p99_ms"]) < float(lookup["floor_p99_ms"])  # type: ignore[arg-type]
+    rows.append((
+        "profile 360 lookup",
+        f"p50 {lookup['p50_ms']:.1f} ms  p99 {lookup['p99_ms']:.1f} ms",
+        f"{'[green]' if ok else '[red]'}p99 < {lookup['floor_p99_ms']} ms",
+        str(lookup["description"]),
     ))  # fmt: skip
     return rows
 

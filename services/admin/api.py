@@ -1,0 +1,108 @@
+"""Admin API routes under ``/api/v1/``: profile 360 for service agents, behind bearer tokens."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.admin.auth import AdminTokens, Endpoint, Role, require
+from services.admin.http import json_error, json_ok
+from services.admin.profiles import InvalidIdentifierError, ProfileReader
+from services.core.warehouse.port import WarehouseError, WarehouseUnavailable
+from services.identity.domain.identifiers import IdType
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v1"
+# In the order a service agent is most likely to have them at hand.
+_AGENT_ORDER = (IdType.EMAIL, IdType.PHONE, IdType.CUSTOMER_ID, IdType.ANONYMOUS_ID, IdType.CHAT_HANDLE)
+LOOKUP_PARAMETERS: dict[str, IdType] = {
+    id_type.value: id_type for id_type in (*_AGENT_ORDER, *(t for t in IdType if t not in _AGENT_ORDER))
+}
+READ_PROFILES = frozenset({Role.ADMIN})
+
+_CHOICES = ", ".join(LOOKUP_PARAMETERS)
+
+
+class LookupRequestError(ValueError):
+    """The query string does not name exactly one identifier."""
+
+
+def lookup_parameter(request: Request) -> tuple[IdType, str]:
+    """The one identifier of ``?email=...`` (or phone, customer_id, ...), or LookupRequestError."""
+    names = request.query_params.keys()
+    unknown = sorted(set(names) - LOOKUP_PARAMETERS.keys())
+    if unknown:
+        raise LookupRequestError(f"unknown parameter {', '.join(unknown)}: use exactly one of {_CHOICES}")
+    given = request.query_params.multi_items()
+    if not given:
+        raise LookupRequestError(
+            f"give exactly one identifier: one of {_CHOICES} (e.g. ?email=anna@example.de)"
+        )
+    if len(given) > 1:
+        raise LookupRequestError(
+            f"give exactly one identifier, got {len(given)} ({', '.join(name for name, _ in given)})"
+        )
+    name, value = given[0]
+    if not value.strip():
+        raise LookupRequestError(f"{name} is empty")
+    return LOOKUP_PARAMETERS[name], value
+
+
+class ProfileRoutes:
+    def __init__(self, reader: ProfileReader) -> None:
+        self._reader = reader
+
+    async def lookup(self, request: Request) -> Response:
+        try:
+            id_type, value = lookup_parameter(request)
+        except LookupRequestError as exc:
+            return json_error(400, "invalid_request", str(exc))
+        try:
+            profile = await run_in_threadpool(self._reader.lookup, id_type, value)
+        except InvalidIdentifierError as exc:
+            return json_error(400, "invalid_identifier", str(exc))
+        if profile is None:
+            return json_error(404, "not_found", f"no profile has the {id_type} {value!r}")
+        return json_ok(profile)
+
+    async def get(self, request: Request) -> Response:
+        profile_id = request.path_params["profile_id"]
+        profile = await run_in_threadpool(self._reader.get, profile_id)
+        if profile is None:
+            return json_error(404, "not_found", f"no profile {profile_id!r}")
+        return json_ok(profile)
+
+
+def _answering_warehouse_errors(endpoint: Endpoint) -> Endpoint:
+    async def route(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except WarehouseError as exc:
+            # Identifiers are bound server-side, never part of the statement text in the error.
+            log.error("admin API: warehouse query failed for %s: %s", request.url.path, exc)
+            if isinstance(exc, WarehouseUnavailable):
+                return json_error(
+                    503, "unavailable", "the warehouse is not reachable; retry", {"Retry-After": "1"}
+                )
+            return json_error(500, "warehouse_error", "the warehouse query failed; see the platform log")
+
+    return route
+
+
+def admin_routes(reader: ProfileReader, tokens: AdminTokens) -> list[Route]:
+    """Every admin route, each behind the bearer-token check (add them to the ingest app)."""
+    profiles = ProfileRoutes(reader)
+    endpoints: list[tuple[str, Endpoint, frozenset[Role]]] = [
+        # Before /profiles/{profile_id}, which would otherwise match "lookup".
+        (f"{PREFIX}/profiles/lookup", profiles.lookup, READ_PROFILES),
+        (f"{PREFIX}/profiles/{{profile_id}}", profiles.get, READ_PROFILES),
+    ]
+    return [
+        Route(path, require(tokens, roles, _answering_warehouse_errors(endpoint)), methods=["GET"])
+        for path, endpoint, roles in endpoints
+    ]
