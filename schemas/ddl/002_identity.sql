@@ -11,6 +11,8 @@ CREATE TABLE IF NOT EXISTS {db}.profiles
     profile_id             String DEFAULT JSONExtractString(_raw, 'profileId'),
     version                UInt64 DEFAULT JSONExtractUInt(_raw, 'version'),
     merged_into            String DEFAULT JSONExtractString(_raw, 'mergedInto'),
+    -- false for an id that no longer names a profile: merged away, or left empty by a split
+    live                   UInt8 DEFAULT if(JSONHas(_raw, 'live'), JSONExtractBool(_raw, 'live'), merged_into = ''),
     identifiers            Array(String) DEFAULT JSONExtract(_raw, 'identifiers', 'Array(String)'),
     traits                 String DEFAULT if(JSONHas(_raw, 'traits'), JSONExtractRaw(_raw, 'traits'), '{}'),
     attributes             String DEFAULT if(JSONHas(_raw, 'attributes'), JSONExtractRaw(_raw, 'attributes'), '{}'),
@@ -42,7 +44,7 @@ ENGINE = ReplacingMergeTree(version)
 ORDER BY profile_id;
 
 CREATE VIEW IF NOT EXISTS {db}.profiles_latest AS
-SELECT * EXCEPT (snapshot) FROM {db}.profiles FINAL WHERE merged_into = '';
+SELECT * EXCEPT (snapshot) FROM {db}.profiles FINAL WHERE live;
 
 -- Every identifier and the profile it belongs to now (rewritten when its profile merges or splits).
 CREATE TABLE IF NOT EXISTS {db}.identities

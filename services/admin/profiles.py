@@ -17,6 +17,7 @@ has the numbers and the skip index that removes it). A lookup runs five statemen
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any, TypedDict
 
 from services.admin.profile_rows import (
@@ -53,7 +54,7 @@ WHERE absorbed = {id:String} OR survivor = {id:String}"""
 # merged profiles excluded). argMax reads only these columns of the matching rows; the view's FINAL
 # merges every column of the granule: 1.5x slower at 100k profiles, 4x at 1M (docs/admin-api.md).
 PROFILE = """
-SELECT argMax((traits, attributes, updated_at, merged_into), version) FROM {db}.profiles
+SELECT argMax((traits, attributes, updated_at, live), version) FROM {db}.profiles
 WHERE profile_id = {id:String} GROUP BY profile_id"""
 
 # identities is ordered by identifier: the inner filter reads the profile_id column, the outer
@@ -98,6 +99,13 @@ def _why_invalid(id_type: IdType, rules: IdentifierRules) -> str:
     return "not a usable identifier (empty, a placeholder such as 'unknown', or too long)"
 
 
+class Retired(Enum):
+    RETIRED = "retired"
+
+
+RETIRED = Retired.RETIRED
+
+
 class ProfileReader:
     """Reads unified profiles through the warehouse port (blocking: call it from a worker thread)."""
 
@@ -129,6 +137,8 @@ class ProfileReader:
         current, merged_from = self._current_id(profile_id)
         ids = [current, *merged_from]
         profile = self._profile_row(current)
+        if profile is RETIRED:
+            return None  # merged away without a redirect yet, or left empty by a split
         identities = self._identities(ids)
         if profile is None and not identities:
             return None
@@ -156,12 +166,13 @@ class ProfileReader:
         merged_from = sorted(str(a) for a, s in redirects.items() if s == profile_id and a != profile_id)
         return profile_id, merged_from
 
-    def _profile_row(self, profile_id: str) -> tuple[str, str, datetime | None] | None:
+    def _profile_row(self, profile_id: str) -> tuple[str, str, datetime | None] | Retired | None:
+        """The newest snapshot; None when none was written yet, RETIRED when the id names no profile."""
         rows = self._query(PROFILE, id=profile_id)
         if not rows:
             return None
-        traits, attributes, updated_at, merged_into = rows[0][0]
-        return None if merged_into else (str(traits), str(attributes), updated_at)
+        traits, attributes, updated_at, live = rows[0][0]
+        return (str(traits), str(attributes), updated_at) if live else RETIRED
 
     def _identities(self, ids: list[str]) -> list[IdentityEntry]:
         rows = self._query(IDENTIFIERS, ids=ids)

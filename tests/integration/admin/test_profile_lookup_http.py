@@ -190,3 +190,13 @@ def test_warehouse_failures_are_json_errors(chdb_engine, database):
         down.close()
     assert unreachable.status_code == 503
     assert unreachable.headers["retry-after"] == "1"
+
+
+def test_a_profile_retired_by_a_split_is_not_served(story, admin: httpx.Client):
+    # A split can leave an id with no events: its last record says live=false without mergedInto.
+    story.insert_json_rows(
+        "profiles",
+        b'{"_raw": {"profileId": "p_ben", "version": 9, "live": false, "mergedInto": null}}',
+        columns=["_raw"],
+    )
+    assert admin.get("/api/v1/profiles/p_ben").status_code == 404

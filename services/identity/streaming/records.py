@@ -1,0 +1,260 @@
+"""What the streaming identity stages emit: ``OutRecord`` and the JSON value of every record kind.
+
+Values are plain dicts of JSON types (camelCase, ``schemaVersion`` 1), so the faust adapter only
+serialises them and moves bytes. ``position`` is the graph stage's position in the observations
+topic (its offset there): the one total order of identity decisions. It travels on every record
+derived from a decision, which is how the fold stage recognises records overtaken by a split.
+
+``profiles`` carries no Kafka tombstones: a profile id that stops naming a profile (merged away,
+or left without events by a split) gets a record with ``live: false`` and its next version, so the
+compacted topic and a versioned table (ReplacingMergeTree with ``NOT live`` as is_deleted) never
+see a version go backwards, and a merged id keeps saying where it went (``mergedInto``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from enum import StrEnum
+from typing import Any
+
+from services.identity.domain import Link, Merge, Provenance, RefusedLink, SplitResult
+
+SCHEMA_VERSION = 1
+
+Value = dict[str, Any]
+
+
+class Topic(StrEnum):
+    """Logical outputs; the adapter maps them to Kafka topics or warehouse tables."""
+
+    RESOLVED = "resolved"
+    """``cdp.identity.resolved`` (internal, N partitions, keyed by profile id): events and control."""
+    MERGES = "merges"
+    """``cdp.identity.merges`` (public), keyed by the absorbed profile id."""
+    PROFILES = "profiles"
+    """``cdp.profiles`` (public, compacted), keyed by profile id."""
+    REFUSALS = "identity_refusals"
+    """Links the safeguards refused (warehouse table ``identity_refusals``), keyed by message id."""
+    SPLITS = "identity_splits"
+    """Operator corrections and their outcome (warehouse audit table), keyed by the profile id."""
+    UNRESOLVED = "unresolved"
+    """Events that name no person (warehouse ``events`` with an empty profile id), by message id."""
+
+
+class Kind(StrEnum):
+    """The ``kind`` of a record on ``resolved``; every such record also has profileId and position."""
+
+    EVENT = "event"
+    MERGE = "merge"
+    TRANSFER = "transfer"
+    SPLIT = "split"
+    REDIRECT = "redirect"
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: Topic
+    key: str
+    value: Value
+
+
+def _time(provenance: Provenance) -> str:
+    return provenance.timestamp.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _provenance(provenance: Provenance) -> Value:
+    return {
+        "rule": provenance.rule.value,
+        "messageId": provenance.message_id,
+        "event": provenance.event,
+        "timestamp": _time(provenance),
+    }
+
+
+def _link(link: Link) -> Value:
+    return {"linkA": link.a.key, "linkB": link.b.key, **_provenance(link.provenance)}
+
+
+# -- graph stage ------------------------------------------------------------------------------------
+
+
+def event_record(
+    profile_id: str, position: int, identifiers: list[str], event: Mapping[str, Any]
+) -> OutRecord:
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "kind": Kind.EVENT.value,
+        "profileId": profile_id,
+        "position": position,
+        "identifiers": identifiers,
+        "event": dict(event),
+    }
+    return OutRecord(Topic.RESOLVED, profile_id, value)
+
+
+def merge_records(merge: Merge, position: int) -> tuple[OutRecord, OutRecord]:
+    """The control record for the absorbed profile's partition, and the public merge record."""
+    fields = {
+        "survivor": merge.survivor,
+        "absorbed": merge.absorbed,
+        "position": position,
+        **_link(merge.link),
+    }
+    control = {
+        "schemaVersion": SCHEMA_VERSION,
+        "kind": Kind.MERGE.value,
+        "profileId": merge.absorbed,
+        **fields,
+    }
+    public = {"schemaVersion": SCHEMA_VERSION, **fields}
+    return OutRecord(Topic.RESOLVED, merge.absorbed, control), OutRecord(Topic.MERGES, merge.absorbed, public)
+
+
+def refusal_record(refused: RefusedLink, position: int) -> OutRecord:
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "a": refused.a.key,
+        "b": refused.b.key,
+        "reason": refused.reason.value,
+        "aProfile": refused.a_profile,
+        "bProfile": refused.b_profile,
+        "position": position,
+        **_provenance(refused.provenance),
+    }
+    return OutRecord(Topic.REFUSALS, refused.provenance.message_id, value)
+
+
+def unresolved_record(event: Mapping[str, Any], position: int, reason: str, detail: str = "") -> OutRecord:
+    message_id = event.get("messageId")
+    key = message_id if isinstance(message_id, str) else ""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "reason": reason,
+        "detail": detail,
+        "position": position,
+        "event": dict(event),
+    }
+    return OutRecord(Topic.UNRESOLVED, key, value)
+
+
+def correction_record(
+    action: str, subject: str, reason: str, result: SplitResult, position: int
+) -> OutRecord:
+    """The audit record of a split or detach, whatever its outcome."""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "action": action,
+        "subject": subject,
+        "reason": reason,
+        "status": result.status.value,
+        "profileId": result.profile_id,
+        "profiles": list(result.profiles),
+        "removedLinks": [_link(link) for link in result.removed_links],
+        "position": position,
+    }
+    return OutRecord(Topic.SPLITS, result.profile_id or subject, value)
+
+
+def split_record(profile_id: str, position: int, identifiers: list[str], split_from: str) -> OutRecord:
+    """Rebuild ``profile_id`` from the stored events anchored in ``identifiers`` (its whole part)."""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "kind": Kind.SPLIT.value,
+        "profileId": profile_id,
+        "position": position,
+        "identifiers": identifiers,
+        "splitFrom": split_from,
+    }
+    return OutRecord(Topic.RESOLVED, profile_id, value)
+
+
+def redirect_record(absorbed: str, survivor: str, position: int) -> OutRecord:
+    """After a split: the absorbed id ``absorbed`` now belongs to ``survivor``."""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "kind": Kind.REDIRECT.value,
+        "profileId": absorbed,
+        "position": position,
+        "mergedInto": survivor,
+    }
+    return OutRecord(Topic.RESOLVED, absorbed, value)
+
+
+# -- fold stage -------------------------------------------------------------------------------------
+
+
+def forwarded(record: Mapping[str, Any], survivor: str) -> OutRecord:
+    """An event or transfer that reached an absorbed id, sent on to its survivor. ``forwardedFrom``
+    lets a sink reading ``resolved`` skip copies of events it already stored."""
+    value = {**record, "profileId": survivor, "forwardedFrom": record["profileId"]}
+    return OutRecord(Topic.RESOLVED, survivor, value)
+
+
+def transfer_record(
+    survivor: str, absorbed: str, position: int, identifiers: list[str], snapshot: Value
+) -> OutRecord:
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "kind": Kind.TRANSFER.value,
+        "profileId": survivor,
+        "from": absorbed,
+        "position": position,
+        "identifiers": identifiers,
+        "snapshot": snapshot,
+    }
+    return OutRecord(Topic.RESOLVED, survivor, value)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileStamp:
+    """What orders a profile's records: see ``fold_stage`` for how each number is kept."""
+
+    version: int
+    position: int
+    rebuilt_at: int | None
+
+
+def _stamped(profile_id: str, stamp: ProfileStamp) -> Value:
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "profileId": profile_id,
+        "version": stamp.version,
+        "position": stamp.position,
+        "rebuiltAt": stamp.rebuilt_at,
+    }
+
+
+def profile_record(
+    profile_id: str,
+    stamp: ProfileStamp,
+    identifiers: Iterable[str],
+    traits: Value,
+    attributes: Value,
+    snapshot: Value,
+) -> OutRecord:
+    value = {
+        **_stamped(profile_id, stamp),
+        "live": True,
+        "mergedInto": None,
+        "identifiers": list(identifiers),
+        "traits": traits,
+        "attributes": attributes,
+        "snapshot": snapshot,
+    }
+    return OutRecord(Topic.PROFILES, profile_id, value)
+
+
+def retired_profile_record(profile_id: str, stamp: ProfileStamp, merged_into: str | None) -> OutRecord:
+    """The id names no profile now: merged into ``merged_into``, or (None) left without events."""
+    value = {
+        **_stamped(profile_id, stamp),
+        "live": False,
+        "mergedInto": merged_into,
+        "identifiers": [],
+        "traits": {},
+        "attributes": {},
+        "snapshot": None,
+    }
+    return OutRecord(Topic.PROFILES, profile_id, value)
