@@ -278,7 +278,8 @@ async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
 
 def install_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal must stop the platform as cleanly as Ctrl-C does.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
 
 
