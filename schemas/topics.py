@@ -17,6 +17,8 @@ class TopicSpec:
     name: str
     compacted: bool = False
     config: tuple[tuple[str, str], ...] = ()
+    partitions: int | None = None
+    """Fixed partition count (e.g. 1 for a total order); None = the platform's setting."""
 
 
 PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
@@ -25,6 +27,22 @@ PLATFORM_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PROFILES, compacted=True),
     TopicSpec(IDENTITY_MERGES),
     TopicSpec(SEGMENT_MEMBERSHIP),
+)
+
+
+# Internal topics of identity resolution (not part of the public contract).
+IDENTITY_OBSERVATIONS = "cdp.identity.observations"
+IDENTITY_RESOLVED = "cdp.identity.resolved"
+IDENTITY_REFUSALS = "cdp.identity.refusals"
+IDENTITY_SPLITS = "cdp.identity.splits"
+IDENTITY_UNRESOLVED = "cdp.identity.unresolved"
+
+IDENTITY_TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(IDENTITY_OBSERVATIONS, partitions=1),  # one total order of identity decisions
+    TopicSpec(IDENTITY_RESOLVED),
+    TopicSpec(IDENTITY_REFUSALS),
+    TopicSpec(IDENTITY_SPLITS),
+    TopicSpec(IDENTITY_UNRESOLVED),
 )
 
 

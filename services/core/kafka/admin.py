@@ -45,7 +45,7 @@ def ensure_topics(
         config = dict(spec.config)
         if spec.compacted:
             config["cleanup.policy"] = "compact"
-        new_topics.append(NewTopic(spec.name, partitions, replication, config=config))
+        new_topics.append(NewTopic(spec.name, spec.partitions or partitions, replication, config=config))
     created = []
     for name, future in admin.create_topics(new_topics, operation_timeout=timeout).items():
         try:
