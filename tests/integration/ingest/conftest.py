@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -45,8 +44,6 @@ def ingest_server(broker: TansuBroker) -> Iterator[IngestServer]:
         webhooks=WebhookConfig({"shopify_webhook_secret": SHOPIFY_SECRET, "zendesk_webhook_secret": ZENDESK_SECRET}),
         registry=registry,
     )  # fmt: skip
-    loop = asyncio.new_event_loop()
-    with serve_app(create_ingest_app(api), loop) as url:
+    with serve_app(create_ingest_app(api)) as url:
         yield IngestServer(url, api, registry, broker.bootstrap)
     producer.close()
-    loop.close()
