@@ -36,6 +36,7 @@ IDENTITY_RESOLVED = "cdp.identity.resolved"
 IDENTITY_REFUSALS = "cdp.identity.refusals"
 IDENTITY_SPLITS = "cdp.identity.splits"
 IDENTITY_UNRESOLVED = "cdp.identity.unresolved"
+IDENTITY_REDIRECTS = "cdp.identity.redirects"
 
 IDENTITY_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(IDENTITY_OBSERVATIONS, partitions=1),  # one total order of identity decisions
@@ -43,6 +44,7 @@ IDENTITY_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(IDENTITY_REFUSALS),
     TopicSpec(IDENTITY_SPLITS),
     TopicSpec(IDENTITY_UNRESOLVED),
+    TopicSpec(IDENTITY_REDIRECTS),
 )
 
 

@@ -134,15 +134,91 @@ class SinkMetrics(NamedTuple):
         )
 
 
+IDENTIFIER_BUCKETS = (1, 2, 3, 5, 10, 20, 50, 100, 200, 500)
+
+
+class IdentityMetrics(NamedTuple):
+    observations: Counter
+    merges: Counter
+    refused_links: Counter
+    corrections: Counter
+    unresolved: Counter
+    profiles_published: Counter
+    identifiers_per_profile: Histogram
+    processing_delay: Histogram
+    restore_seconds: Gauge
+    consumer_lag: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry, consumer_lag: Gauge | None = None) -> IdentityMetrics:
+        return cls(
+            observations=Counter(
+                "cdp_identity_observations", "Observations the identity graph decided", registry=registry
+            ),
+            merges=Counter("cdp_identity_merges", "Profiles merged into another", registry=registry),
+            refused_links=Counter(
+                "cdp_identity_refused_links",
+                "Links the safeguards refused, by reason",
+                ["reason"],
+                registry=registry,
+            ),
+            corrections=Counter(
+                "cdp_identity_corrections",
+                "Operator corrections (split, detach) applied, by outcome",
+                ["action", "status"],
+                registry=registry,
+            ),
+            unresolved=Counter(
+                "cdp_identity_unresolved_events",
+                "Events that name no person (stored without a profile), by reason",
+                ["reason"],
+                registry=registry,
+            ),
+            profiles_published=Counter(
+                "cdp_identity_profiles_published",
+                "Profile versions published to cdp.profiles",
+                registry=registry,
+            ),
+            identifiers_per_profile=Histogram(
+                "cdp_identity_identifiers_per_profile",
+                "Identifiers per published profile",
+                buckets=IDENTIFIER_BUCKETS,
+                registry=registry,
+            ),
+            processing_delay=Histogram(
+                "cdp_identity_processing_delay_seconds",
+                "From HTTP acceptance of an event to the end of an identity stage",
+                ["stage"],
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            restore_seconds=Gauge(
+                "cdp_identity_restore_seconds",
+                "Duration of the last identity state restore at startup",
+                registry=registry,
+            ),
+            consumer_lag=consumer_lag
+            or Gauge(
+                "cdp_consumer_lag_records",
+                "Records not yet processed by a consumer group",
+                ["group", "topic"],
+                registry=registry,
+            ),
+        )
+
+
 class PlatformMetrics(NamedTuple):
     ingest: IngestMetrics
     sink: SinkMetrics
+    identity: IdentityMetrics
     up: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PlatformMetrics:
+        sink = SinkMetrics.create(registry)
         return cls(
             ingest=IngestMetrics.create(registry),
-            sink=SinkMetrics.create(registry),
+            sink=sink,
+            identity=IdentityMetrics.create(registry, sink.consumer_lag),
             up=Gauge("cdp_component_up", "1 when a component is running", ["component"], registry=registry),
         )

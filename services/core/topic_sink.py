@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 
 INSERT_COLUMNS = ("_raw", "kafka_cluster", "kafka_partition", "kafka_offset")
+TOPIC_INSERT_COLUMNS = (*INSERT_COLUMNS, "kafka_topic")
 
 
 @dataclass(slots=True)
@@ -73,7 +74,12 @@ def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict
 
 
 class TopicSink:
-    """``topic`` -> ``table``. Records for which ``skip(value)`` is true are not rows (control records)."""
+    """``topic`` -> ``table``. Records for which ``skip(value)`` is true are not rows (control records).
+
+    ``topic_column``: the table is written from several topics and records each row's topic in
+    ``kafka_topic``; positions are then per topic. ``resume_table``: where the lineage columns can
+    be read when ``table`` cannot be queried (a Null landing table feeding a materialized view).
+    """
 
     def __init__(
         self,
@@ -90,8 +96,14 @@ class TopicSink:
         batch_rows: int = 50_000,
         flush_seconds: float = 1.0,
         session_timeout_ms: int = 6000,
+        topic_column: bool = False,
+        resume_table: str | None = None,
     ) -> None:
         self.topic = topic
+        self._topic_column = topic_column
+        self._resume_table = resume_table or table
+        self._columns = TOPIC_INSERT_COLUMNS if topic_column else INSERT_COLUMNS
+        self._topic_json = orjson.dumps(topic)
         self.table = table
         self._skip = skip
         self._valid = valid
@@ -134,10 +146,13 @@ class TopicSink:
 
     # --- positions ---------------------------------------------------------------------------
     def _resume_offsets(self) -> dict[int, int]:
+        by_topic = " AND kafka_topic = {topic:String}" if self._topic_column else ""
         rows = self._warehouse.query(
-            f"SELECT kafka_partition, max(kafka_offset) FROM {self._warehouse.database}.{self.table} "
-            "WHERE kafka_cluster = {cluster:String} GROUP BY kafka_partition",
-            {"cluster": self._cluster},
+            f"SELECT kafka_partition, max(kafka_offset) FROM {self._warehouse.database}.{self._resume_table} "
+            f"WHERE kafka_cluster = {{cluster:String}}{by_topic} GROUP BY kafka_partition",
+            {"cluster": self._cluster, "topic": self.topic}
+            if self._topic_column
+            else {"cluster": self._cluster},
         )
         return {int(partition): int(offset) + 1 for partition, offset in rows}
 
@@ -203,8 +218,9 @@ class TopicSink:
         if self._skip is not None and self._skip(value):
             batch.add(partition, offset, None, 0)
             return
-        row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d}' % (
+        row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d%s}' % (
             value, self._cluster_json, partition, offset,
+            b',"kafka_topic":%s' % self._topic_json if self._topic_column else b"",
         )  # fmt: skip
         batch.add(partition, offset, row, message.timestamp()[1])
 
@@ -229,7 +245,7 @@ class TopicSink:
         while rows:
             try:
                 self._warehouse.insert_json_rows(
-                    self.table, b"\n".join(rows), columns=INSERT_COLUMNS, dedup_token=token
+                    self.table, b"\n".join(rows), columns=self._columns, dedup_token=token
                 )
                 break
             except WarehouseError as exc:

@@ -163,6 +163,17 @@ class FoldProcessor:
             self._former[profile_id] = FormerProfile(value["mergedInto"], version, position)
             self._live.pop(profile_id, None)
 
+    def forget(self, keep: Callable[[str], bool]) -> int:
+        """Drop the state of every id for which ``keep(id)`` is false (its partition moved away; the
+        new owner loads it from ``profiles``). Returns how many ids were dropped."""
+        dropped = [pid for pid in (*self._live, *self._former) if not keep(pid)]
+        for profile_id in dropped:
+            self._live.pop(profile_id, None)
+            self._former.pop(profile_id, None)
+            self._rebuilt_at.pop(profile_id, None)
+            self._dirty.pop(profile_id, None)
+        return len(dropped)
+
     # -- record kinds -------------------------------------------------------------------------------
 
     def _event(self, profile_id: str, position: int, record: Mapping[str, Any]) -> list[OutRecord]:

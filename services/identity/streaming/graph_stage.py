@@ -38,6 +38,7 @@ from services.identity.streaming.records import (
     correction_record,
     event_record,
     merge_records,
+    profile_redirect_record,
     redirect_record,
     refusal_record,
     split_record,
@@ -82,6 +83,8 @@ class GraphProcessor:
         records = [event_record(result.profile_id, at, self._members(identifiers, result), event)]
         for merge in result.merges:
             records.extend(merge_records(merge, at))
+        if result.merges:
+            records.extend(self._redirects(result.profile_id, at))
         records.extend(refusal_record(refused, at) for refused in result.refused)
         return records
 
@@ -98,6 +101,15 @@ class GraphProcessor:
         at = self._advance(position)
         result = self.graph.detach(identifier, reason)
         return self._corrected("detach", identifier.key, reason, result, at)
+
+    @property
+    def next_position(self) -> int:
+        """The position the next observation must have (or exceed)."""
+        return self._next
+
+    def skip(self, position: int | None = None) -> int:
+        """Use up a position without a decision (an observation that is no event nor correction)."""
+        return self._advance(position)
 
     def _advance(self, position: int | None) -> int:
         if position is not None and position < self._next:
@@ -129,4 +141,11 @@ class GraphProcessor:
             records.extend(
                 redirect_record(absorbed, part, at) for absorbed in graph.absorbed_profile_ids(part)
             )
+            records.append(profile_redirect_record(part, part, at))  # a part may be a revived id
+            records.extend(self._redirects(part, at))
         return records
+
+    def _redirects(self, survivor: str, at: int) -> list[OutRecord]:
+        """Every id absorbed into ``survivor`` points straight at it (chains collapse to one hop)."""
+        absorbed = self.graph.absorbed_profile_ids(survivor)
+        return [profile_redirect_record(profile_id, survivor, at) for profile_id in absorbed]

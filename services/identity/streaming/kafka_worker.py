@@ -5,25 +5,41 @@ single-partition observations topic; the worker that owns that partition runs th
 every worker folds the ``cdp.identity.resolved`` partitions it owns. Outputs are produced with the
 platform's idempotent producer and awaited before faust acknowledges the inputs (at least once;
 the processors make repeats harmless).
+
+* **Positions.** An observation at offset ``o`` has the graph position ``epoch + o``; the epoch is
+  where this run of the broker started numbering (see ``restore``).
+* **Graph takeover.** When the graph stage meets an offset its state is not at (first start, a
+  takeover from a worker that left, a redelivery), it rebuilds the graph for exactly that offset
+  (``restore_graph``) instead of deciding against a state that saw other observations.
+* **Fold handoff.** The fold stage publishes the profiles a batch changed before the batch is
+  acknowledged, so ``cdp.profiles`` always covers every committed ``resolved`` offset. A worker that
+  is assigned a ``resolved`` partition loads that partition's profiles from ``cdp.profiles`` (same
+  key, same partition count) before folding its records; a partition that moves away is forgotten.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import orjson
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from schemas import topics
-from services.core.kafka.producer import AsyncProducer, Record
-from services.identity.domain import IdentityGraph
-from services.identity.streaming.fold_stage import EventStore, FoldProcessor
+from services.core.kafka.producer import KAFKA_LOG, AsyncProducer, Record
+from services.core.metrics import IdentityMetrics
+from services.identity.domain import IdentityGraph, LinkLimits
+from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
-from services.identity.streaming.records import OutRecord, Topic
+from services.identity.streaming.observations import apply_observation
+from services.identity.streaming.records import Kind, OutRecord, Topic
+from services.identity.streaming.restore import GraphRestorer
+from services.identity.streaming.simulation import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +50,69 @@ TOPIC_NAMES: dict[Topic, str] = {
     Topic.REFUSALS: topics.IDENTITY_REFUSALS,
     Topic.SPLITS: topics.IDENTITY_SPLITS,
     Topic.UNRESOLVED: topics.IDENTITY_UNRESOLVED,
+    Topic.REDIRECTS: topics.IDENTITY_REDIRECTS,
 }
+INPUTS = (topics.EVENTS, topics.IDENTITY_OBSERVATIONS, topics.IDENTITY_RESOLVED)
+
+
+class EventStore(Protocol):
+    """What a split rebuild reads: the stored events, once they are all stored."""
+
+    def __call__(self, keys: Sequence[str]) -> list[dict[str, Any]]: ...
+
+    def wait_until_stored(self, epoch: int, position: int, timeout: float = 60.0) -> bool: ...
 
 
 def encode(records: Sequence[OutRecord]) -> list[Record]:
     return [(TOPIC_NAMES[r.topic], r.key.encode(), orjson.dumps(r.value)) for r in records]
 
 
-def _no_events(_keys: Sequence[str]) -> list[dict[str, Any]]:
-    return []
+def _received_age(event: Any) -> float | None:
+    """Seconds since ingest accepted ``event`` (a canonical event dict), if it says."""
+    received = event.get("receivedAt") if isinstance(event, dict) else None
+    if not isinstance(received, str):
+        return None
+    try:
+        return max(0.0, time.time() - datetime.fromisoformat(received).timestamp())
+    except ValueError:
+        return None
+
+
+def read_latest_profiles(bootstrap: str, partitions: set[int]) -> dict[str, dict[str, Any]]:
+    """The last ``cdp.profiles`` record per profile id in ``partitions`` (what compaction keeps)."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "cdp-identity-load", "enable.auto.commit": False,
+        "enable.partition.eof": True, "logger": KAFKA_LOG,
+    })  # fmt: skip
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topics.PROFILES, p), timeout=10)[1]
+            for p in partitions
+        }
+        todo = {p for p, end in ends.items() if end > 0}
+        consumer.assign([TopicPartition(topics.PROFILES, p, 0) for p in todo])
+        deadline = time.monotonic() + 120
+        while todo and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, 0.5):
+                error = message.error()
+                partition = message.partition()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF and partition is not None:
+                        todo.discard(partition)
+                    continue
+                value = message.value()
+                if value:
+                    record = orjson.loads(value)
+                    latest[record["profileId"]] = record
+                offset = message.offset()
+                if partition is not None and offset is not None and offset + 1 >= ends[partition]:
+                    todo.discard(partition)
+        if todo:
+            raise TimeoutError(f"could not read cdp.profiles partitions {sorted(todo)} to their end")
+    finally:
+        consumer.close()
+    return latest
 
 
 class IdentityWorker:
@@ -53,28 +123,47 @@ class IdentityWorker:
         *,
         partitions: int,
         app_id: str = "cdp-identity",
-        graph: IdentityGraph | None = None,
-        events_of: EventStore | None = None,
+        epoch: int = 0,
+        graph_stage: GraphProcessor | None = None,
+        restore_graph: Callable[[int], GraphProcessor] | None = None,
+        event_store: EventStore | None = None,
+        limits: LinkLimits | None = None,
+        metrics: IdentityMetrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch: int = 2000,
         linger: float = 0.05,
-        flush_interval: float = 0.5,
         session_timeout: float = 6.0,
     ) -> None:
-        self.graph_stage = GraphProcessor(graph or IdentityGraph())
-        self.fold_stage = FoldProcessor(now, events_of=events_of or _no_events)
+        self.graph_stage = graph_stage
+        """The graph stage when this worker owns the observations partition (None until then)."""
+        self.fold_stage = FoldProcessor(now, events_of=event_store)
+        self._restore_graph = restore_graph or GraphRestorer(
+            bootstrap, epoch, lambda: GraphProcessor(IdentityGraph(limits), position=epoch)
+        )
+        self._event_store = event_store
+        self._epoch = epoch
         self._bootstrap = bootstrap
         self._producer = producer
         self._partitions = partitions
         self._app_id = app_id
         self._batch = batch
         self._linger = linger
-        self._flush_interval = flush_interval
         self._session_timeout = session_timeout
+        self._metrics = metrics
         self._app: faust.App | None = None
+        self._fold_partitions: set[int] = set()
+        self._pending_loads: set[int] = set()
+        self._processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
+        self._watermarks: Consumer | None = None
         self.observations_decided = 0
         self.records_folded = 0
         self.resolved_sent = 0  # records this worker produced to the resolved topic
+        self.graph_restores = 0
+        self.profiles_loaded = 0
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
 
     async def start(self) -> None:
         app = faust.App(
@@ -94,43 +183,182 @@ class IdentityWorker:
         observations = app.topic(topics.IDENTITY_OBSERVATIONS, partitions=1, **raw)
         resolved = app.topic(topics.IDENTITY_RESOLVED, partitions=self._partitions, **raw)
 
-        async def send(records: list[OutRecord]) -> None:
-            self.resolved_sent += sum(record.topic is Topic.RESOLVED for record in records)
-            await self._producer.send(encode(records))
-
         @app.agent(events)
-        async def forward(stream: faust.StreamT[bytes]) -> None:
-            async for values in stream.take(self._batch, within=self._linger):
-                await self._producer.send([(topics.IDENTITY_OBSERVATIONS, None, value) for value in values])
+        async def forward(stream: Any) -> None:  # faust's stub lacks take_events
+            async for batch in stream.take_events(self._batch, within=self._linger):
+                await self._producer.send([(topics.IDENTITY_OBSERVATIONS, None, e.value) for e in batch])
+                self._done(batch)
 
         @app.agent(observations)
-        async def decide(stream: Any) -> None:  # faust's stub lacks take_events
+        async def decide(stream: Any) -> None:
             async for batch in stream.take_events(self._batch, within=self._linger):
-                out: list[OutRecord] = []
-                for event in batch:
-                    out.extend(
-                        self.graph_stage.process(orjson.loads(event.value), position=event.message.offset)
-                    )
-                self.observations_decided += len(batch)
-                await send(out)
+                await self.send(await self._decide(batch))
+                self._done(batch)
 
         @app.agent(resolved)
-        async def fold(stream: faust.StreamT[bytes]) -> None:
-            async for values in stream.take(self._batch, within=self._linger):
-                out: list[OutRecord] = []
-                for value in values:
-                    out.extend(self.fold_stage.process(orjson.loads(value)))
-                self.records_folded += len(values)
-                await send(out)
+        async def fold(stream: Any) -> None:
+            async for batch in stream.take_events(self._batch, within=self._linger):
+                await self.send(await self._fold(batch))
+                self._done(batch)
 
-        @app.timer(self._flush_interval)  # type: ignore[untyped-decorator]
-        async def publish_profiles() -> None:
-            await send(self.fold_stage.flush())
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def on_assigned(_app: Any, assigned: set[Any], **_kwargs: Any) -> None:
+            self._reassign({tp.partition for tp in assigned if tp.topic == topics.IDENTITY_RESOLVED})
+
+        @app.timer(5.0)  # type: ignore[untyped-decorator]
+        async def report_lag() -> None:
+            await asyncio.to_thread(self._report_lag)
 
         self._app = app
         await app.start()
 
+    async def send(self, records: list[OutRecord]) -> None:
+        self.resolved_sent += sum(record.topic is Topic.RESOLVED for record in records)
+        if self._metrics is not None:
+            self._count(records, self._metrics)
+        await self._producer.send(encode(records))
+
+    # -- stages -------------------------------------------------------------------------------------
+
+    async def _decide(self, batch: Sequence[Any]) -> list[OutRecord]:
+        out: list[OutRecord] = []
+        first = batch[0].message.offset
+        stage = self.graph_stage
+        if stage is None or stage.next_position != self._epoch + first:
+            log.info("identity graph: restoring the graph state for observation offset %d", first)
+            stage = self.graph_stage = await asyncio.to_thread(self._restore_graph, first)
+            self.graph_restores += 1
+        for event in batch:
+            out.extend(
+                apply_observation(stage, orjson.loads(event.value), self._epoch + event.message.offset)
+            )
+        self.observations_decided += len(batch)
+        if self._metrics is not None:
+            self._metrics.observations.inc(len(batch))
+            age = _received_age(orjson.loads(batch[0].value))
+            if age is not None:
+                self._metrics.processing_delay.labels("graph").observe(age)
+        return out
+
+    async def _fold(self, batch: Sequence[Any]) -> list[OutRecord]:
+        if self._pending_loads:
+            await asyncio.to_thread(self._load, set(self._pending_loads))
+        out: list[OutRecord] = []
+        oldest: Any = None
+        for event in batch:
+            record = orjson.loads(event.value)
+            if record.get("kind") == Kind.SPLIT and self._event_store is not None:
+                await asyncio.to_thread(self._event_store.wait_until_stored, self._epoch, record["position"])
+            out.extend(self.fold_stage.process(record))
+            if oldest is None and record.get("kind") == Kind.EVENT:
+                oldest = record.get("event")
+        out.extend(self.fold_stage.flush())
+        self.records_folded += len(batch)
+        if self._metrics is not None and oldest is not None:
+            age = _received_age(oldest)
+            if age is not None:
+                self._metrics.processing_delay.labels("profile").observe(age)
+        return out
+
+    # -- partitions ---------------------------------------------------------------------------------
+
+    def _reassign(self, mine: set[int]) -> None:
+        gone = self._fold_partitions - mine
+        if gone:
+            dropped = self.fold_stage.forget(lambda pid: partition_of(pid, self._partitions) not in gone)
+            log.info("identity fold: partitions %s moved away (%d profiles dropped)", sorted(gone), dropped)
+        self._pending_loads = (self._pending_loads - gone) | (mine - self._fold_partitions)
+        self._fold_partitions = set(mine)
+
+    def _load(self, partitions: set[int]) -> None:
+        started = time.monotonic()
+        latest = read_latest_profiles(self._bootstrap, partitions)
+        self.fold_stage.forget(lambda pid: partition_of(pid, self._partitions) not in partitions)
+        for record in latest.values():
+            self.fold_stage.load(record)
+        self._pending_loads -= partitions
+        self.profiles_loaded += len(latest)
+        log.info(
+            "identity fold: loaded %d profiles of partitions %s in %.1f s",
+            len(latest), sorted(partitions), time.monotonic() - started,
+        )  # fmt: skip
+
+    def _done(self, batch: Sequence[Any]) -> None:
+        for event in batch:
+            message = event.message
+            self._processed[(message.topic, message.partition)] = message.offset + 1
+
+    # -- progress -----------------------------------------------------------------------------------
+
+    def _lags(self) -> dict[tuple[str, int], int]:
+        """Records not yet processed on every input partition this worker owns."""
+        if self._app is None:
+            return {}
+        if self._watermarks is None:
+            self._watermarks = Consumer({
+                "bootstrap.servers": self._bootstrap,
+                "group.id": f"{self._app_id}-watermarks",
+                "logger": KAFKA_LOG,
+            })  # fmt: skip
+        lags = {}
+        for tp in self._app.consumer.assignment():
+            if tp.topic not in INPUTS:
+                continue
+            _low, high = self._watermarks.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
+            )
+            lags[(tp.topic, tp.partition)] = max(0, high - self._processed.get((tp.topic, tp.partition), 0))
+        return lags
+
+    def _report_lag(self) -> None:
+        if self._metrics is None:
+            return
+        try:
+            totals: dict[str, int] = dict.fromkeys(INPUTS, 0)
+            for (topic, _partition), lag in self._lags().items():
+                totals[topic] += lag
+            for topic, lag in totals.items():
+                self._metrics.consumer_lag.labels(self._app_id, topic).set(lag)
+        except Exception:  # informational only
+            log.debug("identity lag report failed", exc_info=True)
+
+    async def drain(self, within: float = 30.0) -> bool:
+        """Wait until everything on the inputs this worker owns is processed (clean shutdown)."""
+        deadline = time.monotonic() + within
+        settled = 0
+        while time.monotonic() < deadline:
+            lags = await asyncio.to_thread(self._lags)
+            settled = settled + 1 if lags and not any(lags.values()) else 0
+            if settled >= 2:
+                return True
+            await asyncio.sleep(0.1)
+        log.warning("identity worker: inputs not fully processed after %.0f s", within)
+        return False
+
     async def stop(self) -> None:
         if self._app is not None:
             await self._app.stop()
-            await self._producer.send(encode(self.fold_stage.flush()))
+            self._app = None
+        if self._watermarks is not None:
+            self._watermarks.close()
+            self._watermarks = None
+
+    @staticmethod
+    def _count(records: Sequence[OutRecord], metrics: IdentityMetrics) -> None:
+        for record in records:
+            topic = record.topic
+            if topic is Topic.RESOLVED:
+                continue
+            value = record.value
+            if topic is Topic.PROFILES:
+                metrics.profiles_published.inc()
+                if value.get("live"):
+                    metrics.identifiers_per_profile.observe(len(value.get("identifiers") or ()))
+            elif topic is Topic.MERGES:
+                metrics.merges.inc()
+            elif topic is Topic.REFUSALS:
+                metrics.refused_links.labels(str(value.get("reason"))).inc()
+            elif topic is Topic.SPLITS:
+                metrics.corrections.labels(str(value.get("action")), str(value.get("status"))).inc()
+            elif topic is Topic.UNRESOLVED:
+                metrics.unresolved.labels(str(value.get("reason"))).inc()

@@ -41,6 +41,9 @@ class Topic(StrEnum):
     """Operator corrections and their outcome (warehouse audit table), keyed by the profile id."""
     UNRESOLVED = "unresolved"
     """Events that name no person (warehouse ``events`` with an empty profile id), by message id."""
+    REDIRECTS = "redirects"
+    """Where an absorbed profile id points now (warehouse ``profile_redirects``), keyed by that id.
+    Chains are already followed: every id absorbed into a profile gets a record on each merge."""
 
 
 class Kind(StrEnum):
@@ -180,6 +183,18 @@ def redirect_record(absorbed: str, survivor: str, position: int) -> OutRecord:
         "mergedInto": survivor,
     }
     return OutRecord(Topic.RESOLVED, absorbed, value)
+
+
+def profile_redirect_record(absorbed: str, survivor: str, position: int) -> OutRecord:
+    """``absorbed`` now belongs to ``survivor`` (``absorbed == survivor``: it names a profile again)."""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "absorbed": absorbed,
+        "survivor": survivor,
+        "version": position,
+        "position": position,
+    }
+    return OutRecord(Topic.REDIRECTS, absorbed, value)
 
 
 # -- fold stage -------------------------------------------------------------------------------------

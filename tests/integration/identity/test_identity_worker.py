@@ -66,18 +66,12 @@ def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
 
 async def run_worker(bootstrap: str, events: list[NormalisedEvent]) -> IdentityWorker:
     producer = AsyncProducer(bootstrap)
-    worker = IdentityWorker(bootstrap, producer, partitions=4, now=lambda: NOW, flush_interval=0.2)
+    worker = IdentityWorker(bootstrap, producer, partitions=4, now=lambda: NOW)
     await worker.start()
     await producer.send([(topics.EVENTS, e.key, e.to_json()) for e in events])
-    # Quiet: every observation decided and every resolved record (events, merges, transfers) folded.
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        decided = worker.observations_decided >= len(events)
-        if decided and worker.records_folded >= worker.resolved_sent:
-            await asyncio.sleep(0.5)  # one more flush interval, and a last check
-            if worker.records_folded >= worker.resolved_sent:
-                break
-        await asyncio.sleep(0.1)
+    # Every observation decided and every resolved record (events, merges, transfers) folded.
+    assert await worker.drain(within=90)
+    assert worker.observations_decided == len(events)
     await worker.stop()
     await asyncio.to_thread(producer.close)
     return worker

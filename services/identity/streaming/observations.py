@@ -1,0 +1,75 @@
+"""What arrives on the observations topic, and how the graph stage takes it (pure).
+
+An observation is a canonical event, or an operator correction the admin API sent through the
+same topic so that it takes its place in the one total order of identity decisions:
+
+* ``{"kind": "split", "a": KEY, "b": KEY, "reason": ...}``: remove the links between two identifiers;
+* ``{"kind": "detach", "identifier": KEY, "reason": ...}``: cut one identifier loose.
+
+Keys are identifier keys (``email:anna@example.de``). The request's ``requestId``,
+``requestedBy`` and ``requestedAt`` travel on to the correction's audit record.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from services.identity.domain import Identifier
+from services.identity.streaming.fold_stage import FoldProcessor
+from services.identity.streaming.graph_stage import GraphProcessor
+from services.identity.streaming.records import OutRecord, Topic, unresolved_record
+
+CORRECTIONS = ("split", "detach")
+REQUEST_FIELDS = ("requestId", "requestedBy", "requestedAt")
+INVALID_CORRECTION = "invalid_correction"
+
+
+def is_correction(record: Mapping[str, Any]) -> bool:
+    return record.get("kind") in CORRECTIONS
+
+
+def apply_observation(stage: GraphProcessor, record: Mapping[str, Any], position: int) -> list[OutRecord]:
+    """The graph stage's records for one observation at ``position``."""
+    if not is_correction(record):
+        return stage.process(record, position=position)
+    reason = str(record.get("reason") or "")
+    try:
+        if record["kind"] == "split":
+            a, b = Identifier.parse(record["a"]), Identifier.parse(record["b"])
+            records = stage.split(a, b, reason, position=position)
+        else:
+            records = stage.detach(Identifier.parse(record["identifier"]), reason, position=position)
+    except (KeyError, ValueError, TypeError) as exc:
+        # The admin API validates requests; a record that still cannot be read must not stop the
+        # graph. It keeps its position, so the order stays the same on every replay.
+        return stage_skip(stage, record, position, f"{type(exc).__name__}: {exc}")
+    request = {name: record[name] for name in REQUEST_FIELDS if name in record}
+    if request:
+        records = [
+            OutRecord(r.topic, r.key, {**r.value, **request}) if r.topic is Topic.SPLITS else r
+            for r in records
+        ]
+    return records
+
+
+def stage_skip(
+    stage: GraphProcessor, record: Mapping[str, Any], position: int, detail: str
+) -> list[OutRecord]:
+    stage.skip(position)
+    return [unresolved_record(record, position, INVALID_CORRECTION, detail)]
+
+
+def fold_all(fold: FoldProcessor, records: Iterable[OutRecord]) -> list[OutRecord]:
+    """Feed the graph's ``resolved`` records through one fold stage that owns every partition, until
+    nothing is left in flight (forwards and transfers included); returns the other records."""
+    pending = deque(records)
+    out: list[OutRecord] = []
+    while pending:
+        record = pending.popleft()
+        if record.topic is Topic.RESOLVED:
+            pending.extend(fold.process(record.value))
+        else:
+            out.append(record)
+    return out
