@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -29,6 +30,11 @@ DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Data directory of the embedded warehouse [env CDP_DATA_DIR]"),
 ]
+
+
+from services.admin.cli import profiles_app  # noqa: E402  (after `app`: its help lists it last)
+
+app.add_typer(profiles_app, name="profiles")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -60,7 +66,7 @@ def up(
         data_dir=data_dir, http_port=http_port, clickhouse_http_port=clickhouse_port, broker_port=broker_port
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("uvicorn.error", "httpx", "httpcore"):
+    for noisy in ("uvicorn.error", "httpx", "httpcore", "faust", "mode", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         with data_dir_lock(settings.data_dir):
@@ -117,7 +123,8 @@ def _start_demo(platform: Any, customers: int, days: int, live: bool, stop: asyn
     from services.demo.runner import run_demo
 
     def platform_status() -> str:
-        return f"[bold]{platform.sink.rows_written:,}[/] rows in ClickHouse cdp.events"
+        stored = sum(sink.rows_written for sink in platform.sinks if sink.table == "events")
+        return f"[bold]{stored:,}[/] rows in ClickHouse cdp.events"
 
     def run() -> None:
         try:
@@ -165,6 +172,44 @@ def demo(
                      console=console)  # fmt: skip
     if stats.rejected:
         raise typer.Exit(1)
+
+
+@app.command("run")
+def run_service(
+    service: Annotated[str, typer.Argument(help="The service to run: identity", show_default=False)],
+    data_dir: DataDir = None,
+    broker_port: Annotated[
+        int | None, typer.Option(help="Port of cdp up's broker, when CDP_KAFKA_BOOTSTRAP is unset")
+    ] = None,
+    clickhouse_port: Annotated[
+        int | None, typer.Option(help="Port of cdp up's ClickHouse endpoint, if CDP_CLICKHOUSE_URL is unset")
+    ] = None,
+    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off)")] = 0,
+) -> None:
+    """Run one more processor next to 'cdp up' (or against Kafka and a ClickHouse server).
+
+    Workers share the partitions: start as many as you like, stop any of them at any time.
+    """
+    from services.identity.process import IdentityProcessError, run_identity
+
+    if service != "identity":
+        raise _fail(f"unknown service {service!r}: 'cdp run identity' is available")
+    settings = _settings(data_dir=data_dir, broker_port=broker_port, clickhouse_http_port=clickhouse_port)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("faust", "mode", "aiokafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, stop.set)
+        await run_identity(settings, stop, metrics_port, on_step=console.print)
+
+    try:
+        asyncio.run(main())
+    except IdentityProcessError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()

@@ -1,9 +1,11 @@
 """The one place that wires the platform together: ``cdp up`` (single node) runs it all in one process.
 
 Start order: data dir lock -> broker (Tansu unless CDP_KAFKA_BOOTSTRAP) -> topics -> warehouse and
-migrations -> ClickHouse HTTP endpoint (embedded mode) -> producer, ingest API -> events sink.
-Stop order is the reverse, so that everything accepted is in the warehouse before the broker,
-which keeps nothing on disk, goes away.
+migrations -> identity restore (replay of the stored decisions) -> ClickHouse HTTP endpoint
+(embedded mode) -> producer, ingest and admin API -> sinks -> restored profiles republished ->
+identity worker. Stop order is the reverse: the ingest API stops, the identity worker processes
+everything already accepted, the sinks write it, and only then does the broker, which keeps nothing
+on disk, go away.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from schemas.topics import PLATFORM_TOPICS
+from schemas.topics import IDENTITY_TOPICS, PLATFORM_TOPICS
+from services.admin.api import admin_routes
+from services.admin.auth import AdminTokens
+from services.admin.corrections import kafka_submit
+from services.admin.profiles import ProfileReader
 from services.core.kafka.admin import cluster_id, ensure_topics
 from services.core.kafka.broker import TansuBroker, port_is_free
 from services.core.kafka.exceptions import BrokerError
@@ -32,12 +38,22 @@ from services.core.kafka.producer import AsyncProducer
 from services.core.metrics import PlatformMetrics
 from services.core.secrets import PlatformSecrets, load_or_create
 from services.core.settings import Settings
-from services.core.topic_sink import TopicSink, is_canonical_event
+from services.core.topic_sink import TopicSink
 from services.core.warehouse.chdb_adapter import ChdbWarehouse
 from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_endpoint import create_clickhouse_http_app
 from services.core.warehouse.migrations import apply_migrations
 from services.core.warehouse.port import Warehouse
+from services.identity.config import identifier_rules
+from services.identity.streaming.kafka_worker import IdentityWorker
+from services.identity.wiring import (
+    RestoredIdentity,
+    identity_sinks,
+    identity_worker,
+    publish_restored,
+    record_epoch,
+    restore_identity,
+)
 from services.ingest.api import Check, IngestAPI, create_ingest_app
 from services.ingest.auth import WriteKeys
 from services.ingest.dedup import MessageIdWindow
@@ -86,7 +102,10 @@ class Platform:
     cluster_id: str
     warehouse: Warehouse
     producer: AsyncProducer
-    sink: TopicSink
+    sinks: list[TopicSink]
+    identity: IdentityWorker
+    restored: RestoredIdentity
+    metrics: PlatformMetrics
     servers: list[tuple[str, _QuietServer]]
     registry: CollectorRegistry
     broker: TansuBroker | None = None
@@ -174,6 +193,27 @@ def _ingest_api(
     return api, preloaded
 
 
+def _restore_identity(
+    warehouse: Warehouse, settings: Settings, cluster: str, on_step: Callable[[str], None]
+) -> RestoredIdentity:
+    on_step("restoring identities and profiles from the warehouse")
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] > 2:
+            last[0] = time.monotonic()
+            on_step(f"  replayed {done:,} of about {total:,} identity decisions")
+
+    restored = restore_identity(warehouse, settings, progress)
+    record_epoch(warehouse, cluster, restored.epoch)
+    if restored.observations:
+        on_step(
+            f"restored {len(restored.profiles):,} profiles from {restored.observations:,} stored decisions "
+            f"in {restored.seconds:.1f} s"
+        )
+    return restored
+
+
 def _as_gauge(probe: Callable[[], bool]) -> Callable[[], float]:
     return lambda: 1.0 if probe() else 0.0
 
@@ -191,24 +231,34 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     try:
         bootstrap = broker.bootstrap if broker else str(settings.kafka_bootstrap)
         on_step("creating topics")
-        ensure_topics(bootstrap, PLATFORM_TOPICS, settings.topic_partitions, settings.topic_replication)
+        ensure_topics(
+            bootstrap,
+            PLATFORM_TOPICS + IDENTITY_TOPICS,
+            settings.topic_partitions,
+            settings.topic_replication,
+        )
         cluster = broker.cluster_id if broker else cluster_id(bootstrap)
         warehouse = _open_warehouse(settings, on_step)
+        restored = _restore_identity(warehouse, settings, cluster, on_step)
+        metrics.identity.restore_seconds.set(restored.seconds)
         producer = AsyncProducer(bootstrap)
-        sink = TopicSink(
-            bootstrap, cluster, warehouse, metrics.sink, valid=is_canonical_event,
-            batch_rows=settings.sink_batch_rows, flush_seconds=settings.sink_flush_seconds,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-        )  # fmt: skip
+        sinks = identity_sinks(bootstrap, cluster, warehouse, metrics.sink, settings)
+        worker = identity_worker(
+            bootstrap, producer, warehouse, settings, restored.epoch, metrics.identity, restored.graph_stage
+        )
         running = {
             "broker": broker.is_running if broker else lambda: True,
             "warehouse": warehouse.ping,
-            "events_sink": sink.is_alive,
+            "events_sink": lambda: all(sink.is_alive() for sink in sinks),
         }
         api, preloaded = _ingest_api(settings, secrets, producer, warehouse, metrics, registry, running)
         for component in ("broker", "events_sink"):
             metrics.up.labels(component).set_function(_as_gauge(running[component]))
-        servers = [("ingest", _server(create_ingest_app(api), settings.http_host, settings.http_port))]
+        ingest_app = create_ingest_app(api)
+        tokens = AdminTokens.single_admin(secrets.admin_token)
+        reader = ProfileReader(warehouse, rules=identifier_rules(settings))
+        ingest_app.router.routes.extend(admin_routes(reader, tokens, submit=kafka_submit(producer)))
+        servers = [("ingest", _server(ingest_app, settings.http_host, settings.http_port))]
         urls = {
             "ingest": f"http://{settings.http_host}:{settings.http_port}",
             "metrics": f"http://{settings.http_host}:{settings.http_port}/metrics",
@@ -226,14 +276,19 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         raise
     return Platform(
         settings=settings, secrets=secrets, bootstrap=bootstrap, cluster_id=cluster, warehouse=warehouse,
-        producer=producer, sink=sink, servers=servers, registry=registry, broker=broker,
+        producer=producer, sinks=sinks, identity=worker, restored=restored, metrics=metrics,
+        servers=servers, registry=registry, broker=broker,
         preloaded_ids=preloaded, urls=urls,
     )  # fmt: skip
 
 
 async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
     """Serve until ``stop`` is set, then shut everything down in order."""
-    platform.sink.start()
+    for sink in platform.sinks:
+        sink.start()
+    await publish_restored(platform.producer, platform.restored)
+    platform.restored.profiles.clear()
+    await platform.identity.start()
     tasks = [asyncio.create_task(server.serve(), name=name) for name, server in platform.servers]
     while not all(server.started for _, server in platform.servers):
         done = [task for task in tasks if task.done()]
@@ -259,12 +314,15 @@ async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
             server.should_exit = True
     await asyncio.gather(*(t for t in tasks if t.get_name() == "ingest"), return_exceptions=True)
     phase("ingest API stopped")
+    drained = await platform.identity.drain(within=60)
+    await platform.identity.stop()
+    phase("identity worker drained and stopped" if drained else "identity worker stopped (not drained)")
     unsent = await asyncio.to_thread(platform.producer.close)
     if unsent:
         log.error("%d accepted events could not be written to Kafka at shutdown", unsent)
     phase("producer flushed")
-    await asyncio.to_thread(platform.sink.stop)
-    phase("events sink drained and committed")
+    await asyncio.gather(*(asyncio.to_thread(sink.stop) for sink in platform.sinks))
+    phase("sinks drained and committed")
     for _name, server in platform.servers:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,4 +1,5 @@
-"""Admin API routes under ``/api/v1/``: profile 360 for service agents, behind bearer tokens."""
+"""Admin API routes under ``/api/v1/``: profile 360 for service agents and identity corrections,
+behind bearer tokens."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.admin.auth import AdminTokens, Endpoint, Role, require
+from services.admin.corrections import CorrectionRoutes, Submit
 from services.admin.http import json_error, json_ok
 from services.admin.profiles import InvalidIdentifierError, ProfileReader
 from services.core.warehouse.port import WarehouseError, WarehouseUnavailable
@@ -24,6 +26,7 @@ LOOKUP_PARAMETERS: dict[str, IdType] = {
     id_type.value: id_type for id_type in (*_AGENT_ORDER, *(t for t in IdType if t not in _AGENT_ORDER))
 }
 READ_PROFILES = frozenset({Role.ADMIN})
+CORRECT_PROFILES = frozenset({Role.ADMIN})
 
 _CHOICES = ", ".join(LOOKUP_PARAMETERS)
 
@@ -94,15 +97,26 @@ def _answering_warehouse_errors(endpoint: Endpoint) -> Endpoint:
     return route
 
 
-def admin_routes(reader: ProfileReader, tokens: AdminTokens) -> list[Route]:
-    """Every admin route, each behind the bearer-token check (add them to the ingest app)."""
+def admin_routes(reader: ProfileReader, tokens: AdminTokens, *, submit: Submit | None = None) -> list[Route]:
+    """Every admin route, each behind the bearer-token check (add them to the ingest app).
+
+    With ``submit`` (which queues a correction record, see ``corrections``) the write routes
+    ``POST /profiles/split`` and ``/profiles/detach`` are mounted too; without it the API is read-only.
+    """
+    routes: list[Route] = []
+    if submit is not None:
+        corrections = CorrectionRoutes(submit, rules=reader.rules)
+        routes += [
+            Route(f"{PREFIX}/profiles/{name}", require(tokens, CORRECT_PROFILES, endpoint), methods=["POST"])
+            for name, endpoint in (("split", corrections.split), ("detach", corrections.detach))
+        ]
     profiles = ProfileRoutes(reader)
     endpoints: list[tuple[str, Endpoint, frozenset[Role]]] = [
         # Before /profiles/{profile_id}, which would otherwise match "lookup".
         (f"{PREFIX}/profiles/lookup", profiles.lookup, READ_PROFILES),
         (f"{PREFIX}/profiles/{{profile_id}}", profiles.get, READ_PROFILES),
     ]
-    return [
+    return routes + [
         Route(path, require(tokens, roles, _answering_warehouse_errors(endpoint)), methods=["GET"])
         for path, endpoint, roles in endpoints
     ]

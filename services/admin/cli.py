@@ -1,4 +1,5 @@
-"""``cdp profiles get IDENT``: the profile 360 of a running platform, as a summary or as JSON."""
+"""``cdp profiles``: the profile 360 of a running platform (``get``, as a summary or as JSON) and
+identity corrections (``split``, ``detach``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from services.admin.client import ProfileRef
+    from services.admin.client import AdminClient, ProfileRef
 
 profiles_app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -23,11 +24,21 @@ IDENT_HELP = (
     "email_recipient_id:..., profile_id:p_..., or a bare value (with @: email; + or digits: phone; "
     "p_...: profile id; else customer id)"
 )
+TYPED_HELP = (
+    "A typed identifier: email:anna@example.de, phone:+49..., customer_id:C1, anonymous_id:..., "
+    "chat_handle:..., email_recipient_id:..."
+)
+REASON_HELP = "Why (kept for audit with the correction), e.g. 'shared family tablet'; at most 500 characters"
+UrlOption = Annotated[str | None, typer.Option(help="Admin API base URL (default: this machine's cdp up)")]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory of cdp up, for its admin token")
+]
 
 
 @profiles_app.callback()
 def profiles() -> None:
-    """Unified customer profiles (profile 360) of the running platform, through its admin API."""
+    """Unified customer profiles (profile 360) of the running platform and identity corrections,
+    through its admin API."""
 
 
 def _fail(message: str) -> typer.Exit:
@@ -40,36 +51,19 @@ def get(
     ident: Annotated[str, typer.Argument(help=IDENT_HELP, show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON")] = False,
     events: Annotated[int, typer.Option(min=0, help="Recent events shown in the summary")] = 10,
-    url: Annotated[
-        str | None, typer.Option(help="Admin API base URL (default: this machine's cdp up)")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Data directory of cdp up, for its admin token")
-    ] = None,
+    url: UrlOption = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Show one person's unified profile: identities, attributes, recent events across channels."""
     # Imported here: `cdp --help` and the other commands need neither httpx nor phonenumbers.
-    from services.admin.client import (
-        AdminClient,
-        AdminClientError,
-        admin_token,
-        default_base_url,
-        parse_ident,
-    )
-    from services.core.settings import Settings
+    from services.admin.client import AdminClientError, parse_ident
 
     try:
         ref = parse_ident(ident)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    settings = Settings(data_dir=data_dir) if data_dir else Settings()
-    token = admin_token(settings)
-    if not token:
-        raise _fail(
-            f"no admin token: set CDP_ADMIN_TOKEN, or run where 'cdp up' keeps its data ({settings.data_dir})"
-        )
     try:
-        with AdminClient(url or default_base_url(settings), token) as client:
+        with _client(url, data_dir) as client:
             profile = client.profile(ref)
     except AdminClientError as exc:
         raise _fail(_with_hint(str(exc), ref, exc.status)) from None
@@ -79,6 +73,93 @@ def get(
         typer.echo(orjson.dumps(profile, option=orjson.OPT_INDENT_2).decode())
     else:
         print_summary(profile, events)
+
+
+@profiles_app.command("split")
+def split(
+    ident_a: Annotated[str, typer.Argument(metavar="IDENT_A", help=TYPED_HELP, show_default=False)],
+    ident_b: Annotated[
+        str, typer.Argument(metavar="IDENT_B", help="The other typed identifier", show_default=False)
+    ],
+    reason: Annotated[str, typer.Option("--reason", help=REASON_HELP, show_default=False)],
+    url: UrlOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Unlink two identifiers that wrongly joined two people (a shared tablet, a mistyped email)."""
+    body = {"a": _typed_identifier(ident_a), "b": _typed_identifier(ident_b), "reason": reason}
+    answer = _correct("split", body, url, data_dir)
+    console.print(f"[bold green]accepted[/]: split request {answer['requestId']}")
+    console.print(f"{escape(answer['a'])} and {escape(answer['b'])} will be unlinked.")
+    _print_next(answer["a"], answer["b"])
+
+
+@profiles_app.command("detach")
+def detach(
+    ident: Annotated[str, typer.Argument(metavar="IDENT", help=TYPED_HELP, show_default=False)],
+    reason: Annotated[str, typer.Option("--reason", help=REASON_HELP, show_default=False)],
+    url: UrlOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Cut one identifier (a shared device's anonymous id, say) loose from its profile."""
+    body = {"identifier": _typed_identifier(ident), "reason": reason}
+    answer = _correct("detach", body, url, data_dir)
+    console.print(f"[bold green]accepted[/]: detach request {answer['requestId']}")
+    console.print(f"{escape(answer['identifier'])} will be cut loose from its profile.")
+    _print_next(answer["identifier"])
+
+
+def _typed_identifier(text: str) -> dict[str, str]:
+    """``{"type": ..., "value": ...}`` of a ``type:value`` IDENT; bare values are not guessed here."""
+    from services.admin.client import parse_ident
+
+    try:
+        ref = parse_ident(text)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if ref.id_type is None and not ref.guessed:
+        raise _fail(
+            "a profile id cannot be split or detached: pass the identifiers (type:value) that wrongly "
+            f"joined; 'cdp profiles get {ref.value}' lists them"
+        )
+    if ref.guessed or ref.id_type is None:
+        raise _fail(
+            f"{text.strip()!r} has no type (it would be read as {ref}): split and detach need a typed "
+            "identifier, type:value, e.g. email:anna@example.de, anonymous_id:..., customer_id:C100042"
+        )
+    return {"type": ref.id_type.value, "value": ref.value}
+
+
+def _correct(kind: str, body: dict[str, Any], url: str | None, data_dir: Path | None) -> dict[str, Any]:
+    from services.admin.client import AdminClientError
+
+    try:
+        with _client(url, data_dir) as client:
+            return client.correct(kind, body)
+    except AdminClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_next(*keys: str) -> None:
+    console.print(
+        "The identity processor applies corrections in order with the events; the profiles show the "
+        "result shortly. Check with:"
+    )
+    for key in keys:
+        console.print(f"  cdp profiles get {escape(key)}")
+
+
+def _client(url: str | None, data_dir: Path | None) -> AdminClient:
+    """A client for the platform at ``url`` with its admin token; exits with 1 when there is none."""
+    from services.admin.client import AdminClient, admin_token, default_base_url
+    from services.core.settings import Settings
+
+    settings = Settings(data_dir=data_dir) if data_dir else Settings()
+    token = admin_token(settings)
+    if not token:
+        raise _fail(
+            f"no admin token: set CDP_ADMIN_TOKEN, or run where 'cdp up' keeps its data ({settings.data_dir})"
+        )
+    return AdminClient(url or default_base_url(settings), token)
 
 
 def _with_hint(message: str, ref: ProfileRef, status: int | None) -> str:

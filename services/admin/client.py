@@ -91,17 +91,39 @@ class AdminClient:
     def profile(self, ref: ProfileRef) -> dict[str, Any] | None:
         """The profile, or None when the platform knows no such person."""
         if ref.id_type is None:
-            response = self._get(f"/api/v1/profiles/{quote(ref.value, safe='')}", {})
+            response = self._request("GET", f"/api/v1/profiles/{quote(ref.value, safe='')}", params={})
         else:
-            response = self._get("/api/v1/profiles/lookup", {ref.id_type.value: ref.value})
+            response = self._request("GET", "/api/v1/profiles/lookup", params={ref.id_type.value: ref.value})
         if response.status_code == 404:
             return None
         body: dict[str, Any] = orjson.loads(response.content)
         return body
 
-    def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
+    def correct(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/profiles/{kind}`` (split or detach); the 202 answer with its requestId."""
+        path = f"/api/v1/profiles/{kind}"
+        response = self._request("POST", path, content=orjson.dumps(body), passed=(404, 405))
+        if response.status_code in (404, 405):  # the routes are not mounted
+            raise AdminClientError(
+                "this platform's admin API is read-only: identity corrections are not enabled there",
+                response.status_code,
+            )
+        answer: dict[str, Any] = orjson.loads(response.content)
+        return answer
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        content: bytes | None = None,
+        passed: tuple[int, ...] = (404,),
+    ) -> httpx.Response:
+        """The response; AdminClientError for a transport error or an error status not in ``passed``."""
+        headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            response = self._client.get(path, params=params)
+            response = self._client.request(method, path, params=params, content=content, headers=headers)
         except httpx.TransportError as exc:
             raise AdminClientError(
                 f"cannot reach the platform at {self._base_url} ({exc.__class__.__name__}): "
@@ -113,7 +135,7 @@ class AdminClient:
                 "or run where the platform's data directory is (--data-dir)",
                 401,
             )
-        if response.status_code >= 400 and response.status_code != 404:
+        if response.status_code >= 400 and response.status_code not in passed:
             status = response.status_code
             raise AdminClientError(f"the platform answered {status}: {_message(response)}", status)
         return response

@@ -88,7 +88,8 @@ class Profile360(TypedDict):
     updated_at: str | None
 
 
-def _why_invalid(id_type: IdType, rules: IdentifierRules) -> str:
+def why_invalid(id_type: IdType, rules: IdentifierRules) -> str:
+    """Why ``normalise_identifier`` refused a value of this type, for an error message."""
     if id_type is IdType.EMAIL:
         return "not a usable email address (expected name@domain.tld)"
     if id_type is IdType.PHONE:
@@ -121,11 +122,16 @@ class ProfileReader:
         self._rules = rules
         self._recent_events = recent_events
 
+    @property
+    def rules(self) -> IdentifierRules:
+        """How identifiers are normalised: corrections must normalise as lookups do."""
+        return self._rules
+
     def lookup(self, id_type: IdType, raw_value: str) -> Profile360 | None:
         """The profile the identifier belongs to now; raises InvalidIdentifierError for junk values."""
         identifier = normalise_identifier(id_type, raw_value, self._rules)
         if identifier is None:
-            why = _why_invalid(id_type, self._rules)
+            why = why_invalid(id_type, self._rules)
             raise InvalidIdentifierError(f"{id_type} {raw_value!r} is {why}")
         rows = self._query(PROFILE_OF_IDENTIFIER, key=identifier.key)
         if not rows or not rows[0][0]:

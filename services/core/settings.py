@@ -60,6 +60,24 @@ class Settings(BaseSettings):
     sink_batch_rows: int = Field(50_000, ge=1, description="Rows per warehouse insert at most")
     sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial batch is written")
 
+    # --- identity resolution ------------------------------------------------------------------
+    identity_max_emails: int = Field(
+        5, ge=1, description="Emails one profile may hold; more are refused"
+    )
+    identity_max_phones: int = Field(5, ge=1, description="Phone numbers one profile may hold")
+    identity_max_chat_handles: int = Field(5, ge=1, description="Chat handles one profile may hold")
+    identity_max_email_recipient_ids: int = Field(5, ge=1, description="Email-tool recipient ids per profile")
+    identity_max_anonymous_ids: int = Field(
+        100, ge=1, description="Anonymous ids (devices) per profile"
+    )
+    identity_phone_region: str = Field("DE", description="Region for phone numbers without a country code")
+    identity_keep_plus_addressing: bool = Field(
+        True, description="Keep anna+shop@x.de distinct from anna@x.de (false: strip the +tag)"
+    )
+    identity_extra_blocklist: list[str] = Field(
+        default_factory=list, description="Junk identifier values never linked, on top of the built-in list"
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python log level")
 

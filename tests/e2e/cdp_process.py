@@ -17,6 +17,7 @@ import httpx
 
 CDP = str(Path(sys.executable).with_name("cdp"))
 SHOPIFY_SECRET = "e2e-shopify-secret"
+ADMIN_TOKEN = "e2e-admin-token"
 
 
 @dataclass
@@ -47,6 +48,7 @@ class CdpProcess:
             "CDP_WRITE_KEY": self.write_key,
             "CDP_SINK_FLUSH_SECONDS": "0.2",
             "CDP_SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET,
+            "CDP_ADMIN_TOKEN": ADMIN_TOKEN,
         }
 
     def start(self, timeout: float = 90.0) -> None:
@@ -85,6 +87,17 @@ class CdpProcess:
         if body is not None:
             kwargs["json"] = body
         return httpx.post(f"{self.url}{path}", auth=auth, timeout=10, **kwargs)
+
+
+    def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def run_identity_worker(self) -> subprocess.Popen[bytes]:
+        """A second identity worker process (``cdp run identity``) next to this ``cdp up``."""
+        assert self.log_path is not None
+        log = open(self.log_path.with_suffix(".identity.log"), "ab")  # noqa: SIM115
+        return subprocess.Popen([CDP, "run", "identity"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:

@@ -33,7 +33,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from schemas import topics
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer, Record
 from services.core.metrics import IdentityMetrics
-from services.identity.domain import IdentityGraph, LinkLimits
+from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
+from services.identity.domain.identifiers import DEFAULT_RULES
 from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.observations import apply_observation
@@ -128,6 +129,7 @@ class IdentityWorker:
         restore_graph: Callable[[int], GraphProcessor] | None = None,
         event_store: EventStore | None = None,
         limits: LinkLimits | None = None,
+        rules: IdentifierRules = DEFAULT_RULES,
         metrics: IdentityMetrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch: int = 2000,
@@ -136,9 +138,9 @@ class IdentityWorker:
     ) -> None:
         self.graph_stage = graph_stage
         """The graph stage when this worker owns the observations partition (None until then)."""
-        self.fold_stage = FoldProcessor(now, events_of=event_store)
+        self.fold_stage = FoldProcessor(now, events_of=event_store, rules=rules)
         self._restore_graph = restore_graph or GraphRestorer(
-            bootstrap, epoch, lambda: GraphProcessor(IdentityGraph(limits), position=epoch)
+            bootstrap, epoch, lambda: GraphProcessor(IdentityGraph(limits), rules=rules, position=epoch)
         )
         self._event_store = event_store
         self._epoch = epoch

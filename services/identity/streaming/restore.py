@@ -26,7 +26,8 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from schemas import topics
 from services.core.kafka.producer import KAFKA_LOG
 from services.core.warehouse.port import Warehouse
-from services.identity.domain import IdentityGraph, LinkLimits
+from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
+from services.identity.domain.identifiers import DEFAULT_RULES
 from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.observations import apply_observation, fold_all
@@ -207,12 +208,13 @@ def replay_warehouse(
     until: int,
     *,
     limits: LinkLimits | None = None,
+    rules: IdentifierRules = DEFAULT_RULES,
     fold: FoldProcessor | None = None,
     on_progress: Progress = lambda _done, _total: None,
 ) -> tuple[GraphProcessor, list[OutRecord]]:
     """The graph (and, given one, the fold stage) as they stood before position ``until``. Returns
     the graph stage and the ``profiles`` records the fold stage emitted on the way."""
-    stage = GraphProcessor(IdentityGraph(limits))
+    stage = GraphProcessor(IdentityGraph(limits), rules=rules)
     profiles: list[OutRecord] = []
     done = 0
     for position, observation in _stored_observations(warehouse, until):

@@ -1,0 +1,165 @@
+"""How the platform runs identity resolution: the startup restore, the worker and the sinks that
+move its topics into the warehouse. ``services/runtime.py`` (``cdp up``) and ``cdp run identity``
+both build on this."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from schemas import topics
+from services.core.kafka.producer import AsyncProducer, Record
+from services.core.metrics import IdentityMetrics, SinkMetrics
+from services.core.settings import Settings
+from services.core.topic_sink import TopicSink, is_canonical_event
+from services.core.warehouse.port import Warehouse
+from services.identity.config import identifier_rules, link_limits
+from services.identity.streaming.fold_stage import FoldProcessor
+from services.identity.streaming.graph_stage import GraphProcessor
+from services.identity.streaming.kafka_worker import IdentityWorker, encode
+from services.identity.streaming.records import Kind, OutRecord
+from services.identity.streaming.restore import (
+    GraphRestorer,
+    WarehouseEventStore,
+    next_epoch,
+    record_epoch,
+    replay_warehouse,
+)
+
+log = logging.getLogger(__name__)
+
+IDENTITY_APP_ID = "cdp-identity"
+
+
+@dataclass
+class RestoredIdentity:
+    epoch: int
+    graph_stage: GraphProcessor
+    profiles: list[Record]
+    """The latest record of every profile id, to republish on the (empty) broker's ``cdp.profiles``."""
+    observations: int
+    seconds: float
+
+
+def restore_identity(
+    warehouse: Warehouse,
+    settings: Settings,
+    on_progress: Callable[[int, int], None] = lambda _done, _total: None,
+) -> RestoredIdentity:
+    """Replay the stored decisions: the graph to continue with, and every profile as it stood."""
+    started = time.monotonic()
+    epoch = next_epoch(warehouse)
+    rules = identifier_rules(settings)
+    fold = FoldProcessor(lambda: datetime.now(UTC), events_of=WarehouseEventStore(warehouse), rules=rules)
+    done = [0]
+
+    def progress(count: int, total: int) -> None:
+        done[0] = count
+        on_progress(count, total)
+
+    stage, retired = replay_warehouse(
+        warehouse, epoch, limits=link_limits(settings), rules=rules, fold=fold, on_progress=progress
+    )
+    latest: dict[str, OutRecord] = {}
+    for record in (*retired, *fold.flush()):
+        latest[record.key] = record
+    versions = f"SELECT profile_id, max(version) FROM {warehouse.database}.profiles GROUP BY profile_id"
+    stored = dict(warehouse.query(versions))
+    for key, record in latest.items():
+        # Above every stored version: the table and the compacted topic keep this one.
+        record.value["version"] = max(int(record.value["version"]), int(stored.get(key, 0)) + 1)
+    return RestoredIdentity(epoch, stage, encode(list(latest.values())), done[0], time.monotonic() - started)
+
+
+async def publish_restored(producer: AsyncProducer, restored: RestoredIdentity, chunk: int = 20_000) -> None:
+    for start in range(0, len(restored.profiles), chunk):
+        await producer.send(restored.profiles[start : start + chunk])
+
+
+def identity_worker(
+    bootstrap: str,
+    producer: AsyncProducer,
+    warehouse: Warehouse,
+    settings: Settings,
+    epoch: int,
+    metrics: IdentityMetrics | None,
+    graph_stage: GraphProcessor | None = None,
+    app_id: str = IDENTITY_APP_ID,
+) -> IdentityWorker:
+    limits, rules = link_limits(settings), identifier_rules(settings)
+
+    def base() -> GraphProcessor:
+        stage, _ = replay_warehouse(warehouse, epoch, limits=limits, rules=rules)
+        return stage
+
+    return IdentityWorker(
+        bootstrap, producer, partitions=settings.topic_partitions, app_id=app_id, epoch=epoch,
+        graph_stage=graph_stage, restore_graph=GraphRestorer(bootstrap, epoch, base),
+        event_store=WarehouseEventStore(warehouse), limits=limits, rules=rules, metrics=metrics,
+        session_timeout=settings.kafka_session_timeout_ms / 1000,
+    )  # fmt: skip
+
+
+def _kind(value: bytes) -> tuple[Any, bool]:
+    record = orjson.loads(value)
+    if not isinstance(record, dict):
+        return None, False
+    return record.get("kind"), "forwardedFrom" in record
+
+
+def _not_a_stored_event(value: bytes) -> bool:
+    """Only the graph's own event records are rows (not control records, not forwarded copies)."""
+    kind, forwarded_copy = _kind(value)
+    return kind != Kind.EVENT or forwarded_copy
+
+
+def _assigns_no_identifiers(value: bytes) -> bool:
+    kind, _ = _kind(value)
+    return kind not in (Kind.EVENT, Kind.TRANSFER, Kind.SPLIT)
+
+
+def identity_sinks(
+    bootstrap: str, cluster: str, warehouse: Warehouse, metrics: SinkMetrics, settings: Settings
+) -> list[TopicSink]:
+    """Every identity topic into its table, exactly once in effect (see ``TopicSink``)."""
+    common: dict[str, Any] = {
+        "batch_rows": settings.sink_batch_rows,
+        "flush_seconds": settings.sink_flush_seconds,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+    }
+
+    def sink(topic: str, table: str, group: str | None = None, **options: Any) -> TopicSink:
+        return TopicSink(
+            bootstrap, cluster, warehouse, metrics, topic=topic, table=table, group=group, **options, **common
+        )
+
+    return [
+        sink(topics.IDENTITY_RESOLVED, "events", "cdp-warehouse-events-resolved", topic_column=True,
+             skip=_not_a_stored_event, valid=is_canonical_event),
+        sink(topics.IDENTITY_UNRESOLVED, "events", "cdp-warehouse-events-unresolved", topic_column=True,
+             valid=is_canonical_event),
+        sink(topics.IDENTITY_RESOLVED, "identity_assignments", resume_table="identities",
+             skip=_assigns_no_identifiers),
+        sink(topics.PROFILES, "profiles"),
+        sink(topics.IDENTITY_MERGES, "identity_merges"),
+        sink(topics.IDENTITY_REFUSALS, "identity_refusals"),
+        sink(topics.IDENTITY_SPLITS, "identity_corrections"),
+        sink(topics.IDENTITY_REDIRECTS, "profile_redirects"),
+    ]  # fmt: skip
+
+
+__all__ = [
+    "IDENTITY_APP_ID",
+    "RestoredIdentity",
+    "identity_sinks",
+    "identity_worker",
+    "publish_restored",
+    "record_epoch",
+    "restore_identity",
+]
