@@ -93,11 +93,12 @@ class CdpProcess:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
 
-    def run_identity_worker(self) -> subprocess.Popen[bytes]:
+    def run_identity_worker(self, metrics_port: int = 0) -> subprocess.Popen[bytes]:
         """A second identity worker process (``cdp run identity``) next to this ``cdp up``."""
         assert self.log_path is not None
-        log = open(self.log_path.with_suffix(".identity.log"), "ab")  # noqa: SIM115
-        return subprocess.Popen([CDP, "run", "identity"], env=self.env(), stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path.with_suffix(".identity.log"), "ab") as log:
+            command = [CDP, "run", "identity", "--metrics-port", str(metrics_port)]
+            return subprocess.Popen(command, env=self.env(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:

@@ -140,8 +140,8 @@ def next_epoch(warehouse: Warehouse) -> int:
     """The first position of a new run: after every stored decision (and the legacy events)."""
     db = warehouse.database
     rows = warehouse.query(
-        f"SELECT greatest((SELECT max(position) FROM {db}.events), "
-        f"(SELECT max(position) FROM {db}.identity_corrections), toInt64(-1))"
+        f"SELECT greatest((SELECT ifNull(maxOrNull(position), -1) FROM {db}.events), "
+        f"(SELECT ifNull(maxOrNull(position), -1) FROM {db}.identity_corrections))"
     )
     highest = int(rows[0][0]) if rows else -1
     return max(highest + 1, legacy_event_count(warehouse))
