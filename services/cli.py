@@ -124,7 +124,8 @@ def _start_demo(platform: Any, customers: int, days: int, live: bool, stop: asyn
 
     def platform_status() -> str:
         stored = sum(sink.rows_written for sink in platform.sinks if sink.table == "events")
-        return f"[bold]{stored:,}[/] rows in ClickHouse cdp.events"
+        profiles = len(platform.identity.fold_stage.live)
+        return f"[bold]{stored:,}[/] rows in ClickHouse cdp.events, [bold]{profiles:,}[/] unified profiles"
 
     def run() -> None:
         try:
