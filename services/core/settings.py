@@ -61,15 +61,11 @@ class Settings(BaseSettings):
     sink_flush_seconds: float = Field(1.0, gt=0, description="Longest wait before a partial batch is written")
 
     # --- identity resolution ------------------------------------------------------------------
-    identity_max_emails: int = Field(
-        5, ge=1, description="Emails one profile may hold; more are refused"
-    )
+    identity_max_emails: int = Field(5, ge=1, description="Emails one profile may hold; more are refused")
     identity_max_phones: int = Field(5, ge=1, description="Phone numbers one profile may hold")
     identity_max_chat_handles: int = Field(5, ge=1, description="Chat handles one profile may hold")
     identity_max_email_recipient_ids: int = Field(5, ge=1, description="Email-tool recipient ids per profile")
-    identity_max_anonymous_ids: int = Field(
-        100, ge=1, description="Anonymous ids (devices) per profile"
-    )
+    identity_max_anonymous_ids: int = Field(100, ge=1, description="Anonymous ids (devices) per profile")
     identity_phone_region: str = Field("DE", description="Region for phone numbers without a country code")
     identity_keep_plus_addressing: bool = Field(
         True, description="Keep anna+shop@x.de distinct from anna@x.de (false: strip the +tag)"

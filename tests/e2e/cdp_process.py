@@ -88,7 +88,6 @@ class CdpProcess:
             kwargs["json"] = body
         return httpx.post(f"{self.url}{path}", auth=auth, timeout=10, **kwargs)
 
-
     def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)

@@ -80,9 +80,14 @@ def test_shared_tablet_mistyped_email_split_and_restart(platform: CdpProcess):
     assert anna is not None and ben is not None
     assert anna["profile_id"] != ben["profile_id"], "two customer accounts on one tablet were merged"
     # The refused link is recorded with its reason, never silently applied.
-    refusals = platform.clickhouse().query(
-        "SELECT reason FROM cdp.identity_refusals WHERE message_id = {m:String}", parameters={"m": f"{run}-i2"}
-    ).result_rows
+    refusals = (
+        platform.clickhouse()
+        .query(
+            "SELECT reason FROM cdp.identity_refusals WHERE message_id = {m:String}",
+            parameters={"m": f"{run}-i2"},
+        )
+        .result_rows
+    )
     assert ("customer_id_conflict",) in refusals
 
     # The mistyped email merged Clara into Dirk's profile.

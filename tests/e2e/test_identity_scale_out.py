@@ -52,9 +52,11 @@ def published(url: str) -> float:
 
 
 def stored_profiles(cdp: CdpProcess) -> dict[str, tuple[dict, frozenset[str]]]:
-    rows = cdp.clickhouse().query(
-        "SELECT profile_id, snapshot, identifiers FROM cdp.profiles FINAL WHERE live"
-    ).result_rows
+    rows = (
+        cdp.clickhouse()
+        .query("SELECT profile_id, snapshot, identifiers FROM cdp.profiles FINAL WHERE live")
+        .result_rows
+    )
     return {pid: (orjson.loads(snapshot), frozenset(ids)) for pid, snapshot, ids in rows}
 
 
@@ -83,7 +85,9 @@ def test_two_worker_processes_equal_one_worker_in_order(two_workers: tuple[CdpPr
     assert published(second) > 0, "the second worker folded nothing: the test would not prove scale-out"
     assert published(f"{cdp.url}/metrics") > 0
 
-    observations = [("event", orjson.loads(v)) for _, v in read_all(cdp.bootstrap, topics.IDENTITY_OBSERVATIONS)]
+    observations = [
+        ("event", orjson.loads(v)) for _, v in read_all(cdp.bootstrap, topics.IDENTITY_OBSERVATIONS)
+    ]
     assert len(observations) == len(messages)
     reference = run_sequentially(observations, lambda: NOW)
     stored = stored_profiles(cdp)
