@@ -51,6 +51,7 @@ from services.identity.wiring import (
     identity_sinks,
     identity_worker,
     publish_restored,
+    read_epoch,
     record_epoch,
     restore_identity,
 )
@@ -204,6 +205,12 @@ def _restore_identity(
             last[0] = time.monotonic()
             on_step(f"  replayed {done:,} of about {total:,} identity decisions")
 
+    known = read_epoch(warehouse, cluster)
+    if known is not None:
+        # The broker kept its topics (an external Kafka): its observations and cdp.profiles hold
+        # the state; the worker rebuilds the graph from them and the warehouse on demand.
+        on_step(f"continuing on Kafka cluster {cluster} (identity positions from {known})")
+        return RestoredIdentity(known, None, [], 0, 0.0)
     restored = restore_identity(warehouse, settings, progress)
     record_epoch(warehouse, cluster, restored.epoch)
     if restored.observations:

@@ -76,6 +76,8 @@ def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict
 class TopicSink:
     """``topic`` -> ``table``. Records for which ``skip(value)`` is true are not rows (control records).
 
+    ``explode``: a message holds several records (a batch, see ``services/core/kafka/batches.py``);
+    each record is a row (all rows of one message go into the same insert).
     ``topic_column``: the table is written from several topics and records each row's topic in
     ``kafka_topic``; positions are then per topic. ``resume_table``: where the lineage columns can
     be read when ``table`` cannot be queried (a Null landing table feeding a materialized view).
@@ -98,11 +100,13 @@ class TopicSink:
         session_timeout_ms: int = 6000,
         topic_column: bool = False,
         resume_table: str | None = None,
+        explode: Callable[[bytes], list[bytes]] | None = None,
     ) -> None:
         self.topic = topic
         self._topic_column = topic_column
         self._resume_table = resume_table or table
         self._columns = TOPIC_INSERT_COLUMNS if topic_column else INSERT_COLUMNS
+        self._explode = explode
         self._topic_json = orjson.dumps(topic)
         self.table = table
         self._skip = skip
@@ -215,14 +219,20 @@ class TopicSink:
         value, partition, offset = message.value(), message.partition(), message.offset()
         if value is None or partition is None or offset is None:
             return
-        if self._skip is not None and self._skip(value):
-            batch.add(partition, offset, None, 0)
-            return
-        row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d%s}' % (
-            value, self._cluster_json, partition, offset,
-            b',"kafka_topic":%s' % self._topic_json if self._topic_column else b"",
-        )  # fmt: skip
-        batch.add(partition, offset, row, message.timestamp()[1])
+        records = self._explode(value) if self._explode is not None else [value]
+        created = message.timestamp()[1]
+        added = False
+        for record in records:
+            if self._skip is not None and self._skip(record):
+                continue
+            row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d%s}' % (
+                record, self._cluster_json, partition, offset,
+                b',"kafka_topic":%s' % self._topic_json if self._topic_column else b"",
+            )  # fmt: skip
+            batch.add(partition, offset, row, created)
+            added = True
+        if not added:
+            batch.add(partition, offset, None, 0)  # no row, but its offset must be committed
 
     def _write(self, batch: _Batch) -> None:
         started = time.perf_counter()

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from schemas import topics
+from services.core.kafka.batches import split_lines
 from services.core.kafka.producer import AsyncProducer, Record
 from services.core.metrics import IdentityMetrics, SinkMetrics
 from services.core.settings import Settings
@@ -23,11 +22,12 @@ from services.identity.config import identifier_rules, link_limits
 from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.kafka_worker import IdentityWorker, encode
-from services.identity.streaming.records import Kind, OutRecord
+from services.identity.streaming.records import OutRecord
 from services.identity.streaming.restore import (
     GraphRestorer,
     WarehouseEventStore,
     next_epoch,
+    read_epoch,
     record_epoch,
     replay_warehouse,
 )
@@ -40,7 +40,8 @@ IDENTITY_APP_ID = "cdp-identity"
 @dataclass
 class RestoredIdentity:
     epoch: int
-    graph_stage: GraphProcessor
+    graph_stage: GraphProcessor | None
+    """None: continue on a broker that kept its topics (the worker rebuilds the graph on demand)."""
     profiles: list[Record]
     """The latest record of every profile id, to republish on the (empty) broker's ``cdp.profiles``."""
     observations: int
@@ -106,22 +107,21 @@ def identity_worker(
     )  # fmt: skip
 
 
-def _kind(value: bytes) -> tuple[Any, bool]:
-    record = orjson.loads(value)
-    if not isinstance(record, dict):
-        return None, False
-    return record.get("kind"), "forwardedFrom" in record
+# Records on ``resolved`` are written by orjson from dicts that start with schemaVersion and kind
+# (records.py), and a forwarded copy ends with its ``forwardedFrom``: prefixes tell them apart
+# without parsing the record.
+_EVENT = b'{"schemaVersion":1,"kind":"event"'
+_ASSIGNING = (_EVENT, b'{"schemaVersion":1,"kind":"transfer"', b'{"schemaVersion":1,"kind":"split"')
+_FORWARDED = b',"forwardedFrom":"'
 
 
 def _not_a_stored_event(value: bytes) -> bool:
     """Only the graph's own event records are rows (not control records, not forwarded copies)."""
-    kind, forwarded_copy = _kind(value)
-    return kind != Kind.EVENT or forwarded_copy
+    return not value.startswith(_EVENT) or value.rfind(_FORWARDED, max(0, len(value) - 128)) >= 0
 
 
 def _assigns_no_identifiers(value: bytes) -> bool:
-    kind, _ = _kind(value)
-    return kind not in (Kind.EVENT, Kind.TRANSFER, Kind.SPLIT)
+    return not value.startswith(_ASSIGNING)
 
 
 def identity_sinks(
@@ -141,11 +141,11 @@ def identity_sinks(
 
     return [
         sink(topics.IDENTITY_RESOLVED, "events", "cdp-warehouse-events-resolved", topic_column=True,
-             skip=_not_a_stored_event, valid=is_canonical_event),
+             explode=split_lines, skip=_not_a_stored_event, valid=is_canonical_event),
         sink(topics.IDENTITY_UNRESOLVED, "events", "cdp-warehouse-events-unresolved", topic_column=True,
              valid=is_canonical_event),
         sink(topics.IDENTITY_RESOLVED, "identity_assignments", resume_table="identities",
-             skip=_assigns_no_identifiers),
+             explode=split_lines, skip=_assigns_no_identifiers),
         sink(topics.PROFILES, "profiles"),
         sink(topics.IDENTITY_MERGES, "identity_merges"),
         sink(topics.IDENTITY_REFUSALS, "identity_refusals"),
@@ -160,6 +160,7 @@ __all__ = [
     "identity_sinks",
     "identity_worker",
     "publish_restored",
+    "read_epoch",
     "record_epoch",
     "restore_identity",
 ]

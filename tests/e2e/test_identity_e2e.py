@@ -80,15 +80,12 @@ def test_shared_tablet_mistyped_email_split_and_restart(platform: CdpProcess):
     assert anna is not None and ben is not None
     assert anna["profile_id"] != ben["profile_id"], "two customer accounts on one tablet were merged"
     # The refused link is recorded with its reason, never silently applied.
-    refusals = (
-        platform.clickhouse()
-        .query(
-            "SELECT reason FROM cdp.identity_refusals WHERE message_id = {m:String}",
-            parameters={"m": f"{run}-i2"},
-        )
-        .result_rows
-    )
-    assert ("customer_id_conflict",) in refusals
+    def refusals() -> list[tuple[str, ...]]:
+        query = "SELECT reason FROM cdp.identity_refusals WHERE message_id = {m:String}"
+        return list(platform.clickhouse().query(query, parameters={"m": f"{run}-i2"}).result_rows)
+
+    wait_for(refusals, 30)
+    assert ("customer_id_conflict",) in refusals()
 
     # The mistyped email merged Clara into Dirk's profile.
     dirk = lookup(platform, customer_id=f"{run}-dirk")

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from services.core.kafka.exceptions import ProduceError
 
 Record = tuple[str, bytes | None, bytes]  # topic, key, value
+PartitionedRecord = tuple[str, int, bytes]  # topic, partition, value (no key)
 KAFKA_LOG = logging.getLogger("cdp.kafka")
 
 
@@ -92,6 +93,22 @@ class AsyncProducer:
                     break
                 except BufferError:
                     # Local queue full: Kafka is slower than intake. Wait for room (backpressure).
+                    await asyncio.sleep(0.005)
+        await group.future
+
+    async def send_partitioned(self, records: Sequence[PartitionedRecord]) -> None:
+        """Like ``send``, to explicit partitions (batch records of internal topics carry no key)."""
+        if not records:
+            return
+        group = _DeliveryGroup(asyncio.get_running_loop(), len(records))
+        callback = group.on_delivery
+        produce = self._producer.produce
+        for topic, partition, value in records:
+            while True:
+                try:
+                    produce(topic, value, partition=partition, on_delivery=callback)
+                    break
+                except BufferError:
                     await asyncio.sleep(0.005)
         await group.future
 

@@ -6,11 +6,14 @@ every worker folds the ``cdp.identity.resolved`` partitions it owns. Outputs are
 platform's idempotent producer and awaited before faust acknowledges the inputs (at least once;
 the processors make repeats harmless).
 
-* **Positions.** An observation at offset ``o`` has the graph position ``epoch + o``; the epoch is
-  where this run of the broker started numbering (see ``restore``).
-* **Graph takeover.** When the graph stage meets an offset its state is not at (first start, a
-  takeover from a worker that left, a redelivery), it rebuilds the graph for exactly that offset
-  (``restore_graph``) instead of deciding against a state that saw other observations.
+* **Batches.** ``cdp.events`` reaches the observations topic through the ``Forwarder`` (a plain
+  consumer group), one message per batch; the graph stage sends ``resolved`` records as one message
+  per batch and partition. faust's cost is per message, so it is paid per batch, not per event.
+* **Positions.** Observations are numbered in the order the graph stage decides them, from
+  ``epoch`` (where this run of the broker started numbering, see ``restore``).
+* **Graph takeover.** When the graph stage meets an observations offset its state is not at (first
+  start, a takeover from a worker that left, a redelivery), it rebuilds the graph for exactly that
+  offset (``restore_graph``) instead of deciding against a state that saw other observations.
 * **Fold handoff.** The fold stage publishes the profiles a batch changed before the batch is
   acknowledged, so ``cdp.profiles`` always covers every committed ``resolved`` offset. A worker that
   is assigned a ``resolved`` partition loads that partition's profiles from ``cdp.profiles`` (same
@@ -28,18 +31,20 @@ from typing import Any, Protocol
 
 import faust
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
-from services.core.kafka.producer import KAFKA_LOG, AsyncProducer, Record
+from services.core.kafka.batches import ndjson_batches, split_lines
+from services.core.kafka.producer import KAFKA_LOG, AsyncProducer, PartitionedRecord, Record
 from services.core.metrics import IdentityMetrics
 from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
 from services.identity.domain.identifiers import DEFAULT_RULES
 from services.identity.streaming.fold_stage import FoldProcessor
+from services.identity.streaming.forwarder import Forwarder
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.observations import apply_observation
 from services.identity.streaming.records import Kind, OutRecord, Topic
-from services.identity.streaming.restore import GraphRestorer
+from services.identity.streaming.restore import GraphRestorer, _loads
 from services.identity.streaming.simulation import partition_of
 
 log = logging.getLogger(__name__)
@@ -53,7 +58,8 @@ TOPIC_NAMES: dict[Topic, str] = {
     Topic.UNRESOLVED: topics.IDENTITY_UNRESOLVED,
     Topic.REDIRECTS: topics.IDENTITY_REDIRECTS,
 }
-INPUTS = (topics.EVENTS, topics.IDENTITY_OBSERVATIONS, topics.IDENTITY_RESOLVED)
+INPUTS = (topics.IDENTITY_OBSERVATIONS, topics.IDENTITY_RESOLVED)
+QUIET_SECONDS = 1.0
 
 
 class EventStore(Protocol):
@@ -68,6 +74,28 @@ def encode(records: Sequence[OutRecord]) -> list[Record]:
     return [(TOPIC_NAMES[r.topic], r.key.encode(), orjson.dumps(r.value)) for r in records]
 
 
+def encode_batches(
+    records: Sequence[OutRecord], partitions: int
+) -> tuple[list[PartitionedRecord], list[Record]]:
+    """``resolved`` records as batch messages per partition (by the key's partition, as a keyed
+    record would go), and every other record as a keyed message of its own."""
+    by_partition: dict[int, list[bytes]] = {}
+    keyed: list[OutRecord] = []
+    for record in records:
+        if record.topic is Topic.RESOLVED:
+            by_partition.setdefault(partition_of(record.key, partitions), []).append(
+                orjson.dumps(record.value)
+            )
+        else:
+            keyed.append(record)
+    batches = [
+        (topics.IDENTITY_RESOLVED, partition, batch)
+        for partition, values in by_partition.items()
+        for batch in ndjson_batches(values)
+    ]
+    return batches, encode(keyed)
+
+
 def _received_age(event: Any) -> float | None:
     """Seconds since ingest accepted ``event`` (a canonical event dict), if it says."""
     received = event.get("receivedAt") if isinstance(event, dict) else None
@@ -80,37 +108,36 @@ def _received_age(event: Any) -> float | None:
 
 
 def read_latest_profiles(bootstrap: str, partitions: set[int]) -> dict[str, dict[str, Any]]:
-    """The last ``cdp.profiles`` record per profile id in ``partitions`` (what compaction keeps)."""
+    """The last ``cdp.profiles`` record per profile id in ``partitions`` (what compaction keeps).
+
+    Read until the partitions stay quiet: nobody else writes them while they are being assigned
+    to us, and end offsets cannot be trusted on every broker (Tansu reports the last batch's start).
+    """
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": "cdp-identity-load", "enable.auto.commit": False,
-        "enable.partition.eof": True, "logger": KAFKA_LOG,
+        "logger": KAFKA_LOG,
     })  # fmt: skip
     latest: dict[str, dict[str, Any]] = {}
     try:
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topics.PROFILES, p), timeout=10)[1]
-            for p in partitions
-        }
-        todo = {p for p, end in ends.items() if end > 0}
-        consumer.assign([TopicPartition(topics.PROFILES, p, 0) for p in todo])
-        deadline = time.monotonic() + 120
-        while todo and time.monotonic() < deadline:
-            for message in consumer.consume(10_000, 0.5):
-                error = message.error()
-                partition = message.partition()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF and partition is not None:
-                        todo.discard(partition)
+        wanted = [TopicPartition(topics.PROFILES, p, 0) for p in partitions]
+        if all(consumer.get_watermark_offsets(tp, timeout=10)[1] == 0 for tp in wanted):
+            return latest  # nothing was ever published there (an end offset of 0 is exact)
+        consumer.assign(wanted)
+        deadline = time.monotonic() + 300
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < QUIET_SECONDS:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cdp.profiles partitions {sorted(partitions)} did not go quiet")
+            messages = consumer.consume(10_000, 0.2)
+            for message in messages:
+                if message.error() is not None:
                     continue
                 value = message.value()
                 if value:
                     record = orjson.loads(value)
                     latest[record["profileId"]] = record
-                offset = message.offset()
-                if partition is not None and offset is not None and offset + 1 >= ends[partition]:
-                    todo.discard(partition)
-        if todo:
-            raise TimeoutError(f"could not read cdp.profiles partitions {sorted(todo)} to their end")
+            if messages:
+                quiet_since = time.monotonic()
     finally:
         consumer.close()
     return latest
@@ -157,6 +184,12 @@ class IdentityWorker:
         self._pending_loads: set[int] = set()
         self._processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
         self._watermarks: Consumer | None = None
+        self._commits: Consumer | None = None
+        self._graph_offset = 0  # the observations offset the graph stage's state is at
+        self._last_activity = time.monotonic()
+        self._forwarder = Forwarder(
+            bootstrap, f"{app_id}-forward", session_timeout_ms=int(session_timeout * 1000)
+        )
         self.observations_decided = 0
         self.records_folded = 0
         self.resolved_sent = 0  # records this worker produced to the resolved topic
@@ -166,6 +199,10 @@ class IdentityWorker:
     @property
     def epoch(self) -> int:
         return self._epoch
+
+    @property
+    def events_forwarded(self) -> int:
+        return self._forwarder.forwarded
 
     async def start(self) -> None:
         app = faust.App(
@@ -181,18 +218,11 @@ class IdentityWorker:
             loop=asyncio.get_running_loop(),
         )
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
-        events = app.topic(topics.EVENTS, **raw)
         observations = app.topic(topics.IDENTITY_OBSERVATIONS, partitions=1, **raw)
         resolved = app.topic(topics.IDENTITY_RESOLVED, partitions=self._partitions, **raw)
 
-        @app.agent(events)
-        async def forward(stream: Any) -> None:  # faust's stub lacks take_events
-            async for batch in stream.take_events(self._batch, within=self._linger):
-                await self._producer.send([(topics.IDENTITY_OBSERVATIONS, None, e.value) for e in batch])
-                self._done(batch)
-
         @app.agent(observations)
-        async def decide(stream: Any) -> None:
+        async def decide(stream: Any) -> None:  # faust's stub lacks take_events
             async for batch in stream.take_events(self._batch, within=self._linger):
                 await self.send(await self._decide(batch))
                 self._done(batch)
@@ -212,32 +242,46 @@ class IdentityWorker:
             await asyncio.to_thread(self._report_lag)
 
         self._app = app
+        self._forwarder.start()  # its group join overlaps faust's start
         await app.start()
+        self._last_activity = time.monotonic()
+
+    def is_ready(self) -> bool:
+        """Both consumer groups have given this worker its partitions (and it is not rebalancing)."""
+        app = self._app
+        return bool(app is not None and self._forwarder.assigned.is_set() and app.consumer.assignment())
 
     async def send(self, records: list[OutRecord]) -> None:
         self.resolved_sent += sum(record.topic is Topic.RESOLVED for record in records)
         if self._metrics is not None:
             self._count(records, self._metrics)
-        await self._producer.send(encode(records))
+        batches, keyed = encode_batches(records, self._partitions)
+        await asyncio.gather(self._producer.send_partitioned(batches), self._producer.send(keyed))
 
     # -- stages -------------------------------------------------------------------------------------
 
     async def _decide(self, batch: Sequence[Any]) -> list[OutRecord]:
         out: list[OutRecord] = []
-        first = batch[0].message.offset
-        stage = self.graph_stage
-        if stage is None or stage.next_position != self._epoch + first:
-            log.info("identity graph: restoring the graph state for observation offset %d", first)
-            stage = self.graph_stage = await asyncio.to_thread(self._restore_graph, first)
-            self.graph_restores += 1
-        for event in batch:
-            out.extend(
-                apply_observation(stage, orjson.loads(event.value), self._epoch + event.message.offset)
-            )
-        self.observations_decided += len(batch)
+        decided = 0
+        first_event: Any = None
+        for message in batch:
+            offset = message.message.offset
+            stage = self.graph_stage
+            if stage is None or self._graph_offset != offset:
+                log.info("identity graph: restoring the graph state for observations offset %d", offset)
+                stage = self.graph_stage = await asyncio.to_thread(self._restore_graph, offset)
+                self.graph_restores += 1
+            for line in split_lines(message.value):
+                record = _loads(line)
+                if first_event is None:
+                    first_event = record
+                out.extend(apply_observation(stage, record))
+                decided += 1
+            self._graph_offset = offset + 1
+        self.observations_decided += decided
         if self._metrics is not None:
-            self._metrics.observations.inc(len(batch))
-            age = _received_age(orjson.loads(batch[0].value))
+            self._metrics.observations.inc(decided)
+            age = _received_age(first_event)
             if age is not None:
                 self._metrics.processing_delay.labels("graph").observe(age)
         return out
@@ -247,15 +291,20 @@ class IdentityWorker:
             await asyncio.to_thread(self._load, set(self._pending_loads))
         out: list[OutRecord] = []
         oldest: Any = None
-        for event in batch:
-            record = orjson.loads(event.value)
-            if record.get("kind") == Kind.SPLIT and self._event_store is not None:
-                await asyncio.to_thread(self._event_store.wait_until_stored, self._epoch, record["position"])
-            out.extend(self.fold_stage.process(record))
-            if oldest is None and record.get("kind") == Kind.EVENT:
-                oldest = record.get("event")
+        folded = 0
+        for message in batch:
+            for line in split_lines(message.value):
+                record = orjson.loads(line)
+                if record.get("kind") == Kind.SPLIT and self._event_store is not None:
+                    await asyncio.to_thread(
+                        self._event_store.wait_until_stored, self._epoch, record["position"]
+                    )
+                out.extend(self.fold_stage.process(record))
+                if oldest is None and record.get("kind") == Kind.EVENT:
+                    oldest = record.get("event")
+                folded += 1
         out.extend(self.fold_stage.flush())
-        self.records_folded += len(batch)
+        self.records_folded += folded
         if self._metrics is not None and oldest is not None:
             age = _received_age(oldest)
             if age is not None:
@@ -289,27 +338,42 @@ class IdentityWorker:
         for event in batch:
             message = event.message
             self._processed[(message.topic, message.partition)] = message.offset + 1
+        self._last_activity = time.monotonic()
 
     # -- progress -----------------------------------------------------------------------------------
 
     def _lags(self) -> dict[tuple[str, int], int]:
-        """Records not yet processed on every input partition this worker owns."""
+        """Records not yet processed on every input partition this worker owns, and on every
+        ``cdp.events`` partition not yet forwarded by the forward group (a lower bound: some
+        brokers report end offsets too low)."""
         if self._app is None:
             return {}
         if self._watermarks is None:
             self._watermarks = Consumer({
                 "bootstrap.servers": self._bootstrap,
-                "group.id": f"{self._app_id}-watermarks",
+                "group.id": self._forwarder.group,  # only to read the forward group's commits
                 "logger": KAFKA_LOG,
             })  # fmt: skip
+        if self._commits is None:
+            self._commits = Consumer({
+                "bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG,
+            })  # fmt: skip
+        watermarks = self._watermarks
+        owned = [TopicPartition(tp.topic, tp.partition) for tp in self._app.consumer.assignment()]
+        owned = [tp for tp in owned if tp.topic in INPUTS]
+        # A partition taken over from another worker starts where the group committed it.
+        committed = {(c.topic, c.partition): c.offset for c in self._commits.committed(owned, timeout=5)}
         lags = {}
-        for tp in self._app.consumer.assignment():
-            if tp.topic not in INPUTS:
-                continue
-            _low, high = self._watermarks.get_watermark_offsets(
-                TopicPartition(tp.topic, tp.partition), timeout=5, cached=False
-            )
-            lags[(tp.topic, tp.partition)] = max(0, high - self._processed.get((tp.topic, tp.partition), 0))
+        for tp in owned:
+            key = (tp.topic, tp.partition)
+            _low, high = watermarks.get_watermark_offsets(tp, timeout=5)
+            done = max(self._processed.get(key, 0), committed.get(key, 0))
+            lags[key] = max(0, high - done)
+        metadata = watermarks.list_topics(topics.EVENTS, timeout=5).topics[topics.EVENTS]
+        events = [TopicPartition(topics.EVENTS, p) for p in metadata.partitions]
+        for forwarded in watermarks.committed(events, timeout=5):
+            _low, high = watermarks.get_watermark_offsets(forwarded, timeout=5)
+            lags[(topics.EVENTS, forwarded.partition)] = max(0, high - max(forwarded.offset, 0))
         return lags
 
     def _report_lag(self) -> None:
@@ -318,32 +382,38 @@ class IdentityWorker:
         try:
             totals: dict[str, int] = dict.fromkeys(INPUTS, 0)
             for (topic, _partition), lag in self._lags().items():
-                totals[topic] += lag
+                totals[topic] = totals.get(topic, 0) + lag
             for topic, lag in totals.items():
-                self._metrics.consumer_lag.labels(self._app_id, topic).set(lag)
+                group = self._forwarder.group if topic == topics.EVENTS else self._app_id
+                self._metrics.consumer_lag.labels(group, topic).set(lag)
         except Exception:  # informational only
             log.debug("identity lag report failed", exc_info=True)
 
     async def drain(self, within: float = 30.0) -> bool:
-        """Wait until everything on the inputs this worker owns is processed (clean shutdown)."""
+        """Wait until everything on the inputs this worker owns is processed (clean shutdown): no
+        known lag, and no stage has had anything to do for a moment (end offsets are only a lower
+        bound on some brokers, so quiet is what proves the end)."""
         deadline = time.monotonic() + within
-        settled = 0
         while time.monotonic() < deadline:
             lags = await asyncio.to_thread(self._lags)
-            settled = settled + 1 if lags and not any(lags.values()) else 0
-            if settled >= 2:
+            now = time.monotonic()
+            idle = min(now - self._last_activity, now - self._forwarder.last_activity)
+            owned = any(topic != topics.EVENTS for topic, _ in lags)
+            if owned and not any(lags.values()) and idle >= QUIET_SECONDS:
                 return True
             await asyncio.sleep(0.1)
         log.warning("identity worker: inputs not fully processed after %.0f s", within)
         return False
 
     async def stop(self) -> None:
+        await asyncio.to_thread(self._forwarder.stop)
         if self._app is not None:
             await self._app.stop()
             self._app = None
-        if self._watermarks is not None:
-            self._watermarks.close()
-            self._watermarks = None
+        for consumer in (self._watermarks, self._commits):
+            if consumer is not None:
+                consumer.close()
+        self._watermarks = self._commits = None
 
     @staticmethod
     def _count(records: Sequence[OutRecord], metrics: IdentityMetrics) -> None:

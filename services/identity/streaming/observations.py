@@ -30,8 +30,10 @@ def is_correction(record: Mapping[str, Any]) -> bool:
     return record.get("kind") in CORRECTIONS
 
 
-def apply_observation(stage: GraphProcessor, record: Mapping[str, Any], position: int) -> list[OutRecord]:
-    """The graph stage's records for one observation at ``position``."""
+def apply_observation(
+    stage: GraphProcessor, record: Mapping[str, Any], position: int | None = None
+) -> list[OutRecord]:
+    """The graph stage's records for one observation (at ``position``, else the stage's next one)."""
     if not is_correction(record):
         return stage.process(record, position=position)
     reason = str(record.get("reason") or "")
@@ -55,10 +57,10 @@ def apply_observation(stage: GraphProcessor, record: Mapping[str, Any], position
 
 
 def stage_skip(
-    stage: GraphProcessor, record: Mapping[str, Any], position: int, detail: str
+    stage: GraphProcessor, record: Mapping[str, Any], position: int | None, detail: str
 ) -> list[OutRecord]:
-    stage.skip(position)
-    return [unresolved_record(record, position, INVALID_CORRECTION, detail)]
+    at = stage.skip(position)
+    return [unresolved_record(record, at, INVALID_CORRECTION, detail)]
 
 
 def fold_all(fold: FoldProcessor, records: Iterable[OutRecord]) -> list[OutRecord]:

@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
+from services.core.kafka.batches import split_lines
 from services.core.kafka.producer import KAFKA_LOG
 from services.core.warehouse.port import Warehouse
 from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
@@ -248,22 +249,34 @@ class GraphRestorer:
             "bootstrap.servers": self._bootstrap, "group.id": "cdp-identity-restore",
             "enable.auto.commit": False, "logger": KAFKA_LOG,
         })  # fmt: skip
+        decided = 0
         try:
             consumer.assign([TopicPartition(topics.IDENTITY_OBSERVATIONS, 0, 0)])
-            replayed = 0
-            while replayed < offset:
-                for message in consumer.consume(10_000, 1.0):
-                    error = message.error()
-                    if error is not None:
-                        if error.code() != KafkaError._PARTITION_EOF:
-                            log.warning("restore: %s", error.str())
-                        continue
+            next_offset = 0
+            deadline = time.monotonic() + 600
+            while next_offset < offset:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not re-read observations up to offset {offset}")
+                for message in consumer.consume(1000, 1.0):
                     at = message.offset()
-                    if at is None or at >= offset:
+                    if message.error() is not None or at is None or at != next_offset or at >= offset:
                         continue
-                    apply_observation(stage, orjson.loads(message.value() or b"{}"), self._epoch + at)
-                    replayed = at + 1
+                    for line in split_lines(message.value() or b""):
+                        apply_observation(stage, _loads(line))
+                        decided += 1
+                    next_offset = at + 1
         finally:
             consumer.close()
-        log.info("identity graph: replayed %d observations in %.1f s", offset, time.monotonic() - started)
+        log.info(
+            "identity graph: replayed %d observations (%d messages) in %.1f s",
+            decided, offset, time.monotonic() - started,
+        )  # fmt: skip
         return stage
+
+
+def _loads(line: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from schemas import topics
 from schemas.topics import IDENTITY_TOPICS, PLATFORM_TOPICS
 from services.core.kafka.admin import ensure_topics
+from services.core.kafka.batches import split_lines
 from services.core.kafka.broker import TansuBroker, free_port
 from services.core.kafka.producer import AsyncProducer
 from services.demo.generator import DemoConfig, generate_history
@@ -42,26 +43,27 @@ def demo_events() -> list[NormalisedEvent]:
 
 
 def read_all(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record of ``topic`` in partition and offset order, batch messages split into records.
+    Read until the topic stays quiet: Tansu reports end offsets too low (its last batch's start)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.monotonic_ns()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})  # fmt: skip
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-    ends = {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-        for p in metadata.partitions
-    }
-    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
     records: list[tuple[int, int, bytes | None, bytes]] = []
-    remaining = {p for p, end in ends.items() if end > 0}
-    deadline = time.monotonic() + 30
-    while remaining and time.monotonic() < deadline:
-        for message in consumer.consume(1000, 0.5):
+    quiet_since, deadline = time.monotonic(), time.monotonic() + 60
+    while time.monotonic() - quiet_since < 1.5 and time.monotonic() < deadline:
+        messages = consumer.consume(1000, 0.3)
+        for message in messages:
             if message.error() is None:
                 records.append((message.partition(), message.offset(), message.key(), message.value()))
-                if message.offset() + 1 >= ends[message.partition()]:
-                    remaining.discard(message.partition())
+        if messages:
+            quiet_since = time.monotonic()
     consumer.close()
     records.sort(key=lambda r: (r[0], r[1]))
-    return [(key, value) for _, _, key, value in records]
+    batched = topic in (topics.IDENTITY_OBSERVATIONS, topics.IDENTITY_RESOLVED)
+    return [
+        (key, line) for _, _, key, value in records for line in (split_lines(value) if batched else [value])
+    ]
 
 
 async def run_worker(bootstrap: str, events: list[NormalisedEvent]) -> IdentityWorker:
