@@ -1,15 +1,16 @@
 """Profile 360: one person's profile, identities, merges and recent events, read from the warehouse.
 
-Statements use the sort keys (``identities`` by identifier, ``profiles`` and ``events_by_profile``
-by profile id), except two filters on unindexed columns: ``profile_redirects.survivor`` (a small
-table) and ``identities.profile_id`` (a column scan that grows with the table; docs/admin-api.md
-has the numbers and the skip index that removes it). A lookup runs five statements:
+Statements use the sort keys (``identities`` by identifier, ``profiles`` by profile id,
+``events_by_anchor`` by anchor identifier), except two filters on unindexed columns:
+``profile_redirects.survivor`` (a small table) and ``identities.profile_id`` (a column scan that
+grows with the table; docs/admin-api.md has the numbers and the skip index that removes it).
+A lookup runs five statements:
 
 1. identifier -> profile id                      (``identities``, latest version)
 2. profile id -> current id and absorbed ids      (``profile_redirects`` FINAL; twice for an absorbed id)
 3. the profile row                                (``profiles``, newest version, as ``profiles_latest``)
 4. the profile's identifiers                      (``identities``, latest version each)
-5. the newest events of the profile and the ids it absorbed (``events_by_profile``)
+5. the newest events anchored in the profile's identifiers (``events_by_anchor``)
 
 ``get`` runs 2-5. Parameters are bound server-side, so no identifier appears in SQL text or logs.
 """
@@ -65,10 +66,11 @@ SELECT identifier, argMax(profile_id, version) AS current FROM {db}.identities
 WHERE identifier IN (SELECT identifier FROM {db}.identities WHERE profile_id IN {ids:Array(String)})
 GROUP BY identifier HAVING current IN {ids:Array(String)}"""
 
-# The same event can sit under two ids (replayed before and after a merge): keep it once.
+# An event belongs to the profile that holds its anchor (its best-ranked identifier) now, so merges
+# and splits need no rewrite of stored events. Keep each event once.
 RECENT = """
 SELECT profile_id, timestamp, message_id, type, event, name, channel, source, properties
-FROM {db}.events_by_profile WHERE profile_id IN {ids:Array(String)}
+FROM {db}.events_by_anchor WHERE anchor IN {keys:Array(String)}
 ORDER BY timestamp DESC, message_id DESC LIMIT 1 BY message_id LIMIT {limit:UInt32}"""
 
 
@@ -154,7 +156,7 @@ class ProfileReader:
             "identities": identities,
             "traits": json_object(traits),
             "attributes": json_object(attributes),
-            "recent_events": self._recent(ids),
+            "recent_events": self._recent([f"{i['type']}:{i['value']}" for i in identities]),
             "consents": [],
             "segments": [],
             "merged_from": merged_from,
@@ -184,8 +186,11 @@ class ProfileReader:
         rows = self._query(IDENTIFIERS, ids=ids)
         return identity_entries(str(row[0]) for row in rows)
 
-    def _recent(self, ids: list[str]) -> list[RecentEvent]:
-        rows = self._query(RECENT, ids=ids, limit=self._recent_events)
+    def _recent(self, keys: list[str]) -> list[RecentEvent]:
+        """Events anchored in the profile's identifiers (``profile_id``: the id each resolved to)."""
+        if not keys:
+            return []
+        rows = self._query(RECENT, keys=keys, limit=self._recent_events)
         return [recent_event(row) for row in rows]
 
     def _query(self, sql: str, **parameters: Any) -> list[tuple[Any, ...]]:

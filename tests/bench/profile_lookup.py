@@ -2,7 +2,7 @@
 
 The warehouse is the embedded chDB engine of this process, filled directly with SQL (``INSERT ...
 SELECT FROM numbers()``): 100k profiles (5% absorbed by a merge, with redirects and rewritten
-identities), about 330k identity rows and about 1.1M events_by_profile rows (10 per profile, plus
+identities), about 330k identity rows and about 1.1M events_by_anchor rows (10 per profile, plus
 100 heavy profiles with 1,000 each). The admin routes run in a real uvicorn server in a thread; one
 keep-alive client sends the lookups one after another (email in mixed case, phone, customer id,
 anonymous id, an absorbed profile's identifier, a profile id) and checks every answer.
@@ -80,14 +80,15 @@ def load(warehouse: ChdbWarehouse, profiles: int) -> dict[str, int]:
     for sql in statements:
         warehouse.command(sql)
     counts = {}
-    for table in ("profiles", "identities", "profile_redirects", "events_by_profile"):
+    for table in ("profiles", "identities", "profile_redirects", "events_by_anchor"):
         counts[table] = int(warehouse.query(f"SELECT count() FROM {db}.{table}")[0][0])
     return counts
 
 
 def _events_sql(db: str, rows: int, profile_of_number: str, id_prefix: str) -> str:
     return (
-        f"INSERT INTO {db}.events_by_profile SELECT {PROFILE_ID.format(n=profile_of_number)}, "
+        f"INSERT INTO {db}.events_by_anchor SELECT concat('customer_id:C', toString({profile_of_number})), "
+        f"{PROFILE_ID.format(n=profile_of_number)}, "
         "toDateTime64('2026-08-01 00:00:00', 3, 'UTC') + toIntervalSecond(cityHash64(number) % 9000000), "
         f"concat('{id_prefix}-', toString(number)), 'track', "
         "['Product Viewed', 'Order Completed', 'Conversation Started', 'Email Opened'][number % 4 + 1], '', "

@@ -242,6 +242,10 @@ class IdentityWorker:
             await asyncio.to_thread(self._report_lag)
 
         self._app = app
+        if self._metrics is not None:  # the series exist from the start; the timer fills them in
+            series = [(self._forwarder.group, topics.EVENTS), *((self._app_id, t) for t in INPUTS)]
+            for group, topic in series:
+                self._metrics.consumer_lag.labels(group, topic).set(0)
         self._forwarder.start()  # its group join overlaps faust's start
         await app.start()
         self._last_activity = time.monotonic()

@@ -62,6 +62,18 @@ EVENTS = [
 ]  # fmt: skip
 
 
+# Each event's identity keys as the resolved record lists them: the first is its anchor, which
+# decides the profile it belongs to now.
+ANCHORS = {
+    "e-order": ["customer_id:C100042", "email:anna@example.de"],
+    "e-chat": ["chat_handle:@anna"],
+    "e-mail": ["email_recipient_id:r-77"],
+    "e-visit": ["anonymous_id:anon-visitor-2"],
+    "e-ben": ["customer_id:C200"],
+    "e-moved": ["anonymous_id:anon-moved"],
+}
+
+
 def raw_rows(records: list[dict[str, Any]]) -> bytes:
     """JSONEachRow rows carrying each record as ``_raw``, as the topic sinks insert them."""
     return b"\n".join(orjson.dumps({"_raw": record}) for record in records)
@@ -80,7 +92,7 @@ def insert_story(warehouse: Warehouse) -> None:
     warehouse.insert_json_rows("profile_redirects", raw_rows(moved), columns=["_raw"])
     events = [
         {"messageId": mid, "profileId": pid, "timestamp": ts, "type": kind, "event": event, "name": name,
-         "channel": channel, "source": "api", "properties": props}
+         "channel": channel, "source": "api", "properties": props, "identifiers": ANCHORS.get(mid, [])}
         for mid, pid, ts, kind, event, name, channel, props in EVENTS
     ]  # fmt: skip
     warehouse.insert_json_rows("events", raw_rows(events), columns=["_raw"])
