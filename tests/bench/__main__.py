@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.core.kafka.broker import free_port
-from tests.bench import identity_graph, ingest, profile_fold, profile_lookup
+from tests.bench import identity_graph, identity_pipeline, ingest, profile_fold, profile_lookup
 from tests.e2e.cdp_process import CdpProcess
 
 RESULTS = Path("bench-results.json")
@@ -39,6 +39,10 @@ def main() -> None:
         results.append(identity_graph.run(1_000_000))
     with console.status("profile folding: apply throughput..."):
         results.append(profile_fold.run(rounds=args.rounds))
+    with console.status(
+        "identity pipeline: cdp.events -> cdp.profiles through Kafka, 1 and 2 worker processes..."
+    ):
+        results.append(identity_pipeline.run(rounds=args.rounds))
     with console.status("profile 360 lookup over HTTP with 100k profiles..."):
         results.append(profile_lookup.run())
     report = {
@@ -94,6 +98,26 @@ def _rows(results: list[dict[str, object]]) -> list[tuple[str, str, str, str]]:
         f"p50 {lookup['p50_ms']:.1f} ms  p99 {lookup['p99_ms']:.1f} ms",
         f"{'[green]' if ok else '[red]'}p99 < {lookup['floor_p99_ms']} ms",
         str(lookup["description"]),
+    ))  # fmt: skip
+    pipeline = by_name["identity_pipeline"]
+    one = pipeline["events_per_s_1_worker_median"]
+    two = pipeline["events_per_s_2_workers_median"]
+    floor = pipeline["floor_events_per_s_per_worker"]
+    if one is None or two is None:
+        ok = False
+        shown = f"incomplete: {pipeline['complete_rounds']} of {pipeline['rounds']} rounds complete"
+    else:
+        ok = float(one) >= float(floor)  # type: ignore[arg-type]
+        shown = (
+            f"1 worker {one:,.0f} events/s, 2 worker processes {two:,.0f} events/s "
+            f"(ratio {pipeline['scaling_ratio_median']:.2f}); "
+            f"{pipeline['worker_cpu_us_per_event_1_worker_median']:.0f} us worker CPU per event"
+        )
+    rows.append((
+        "identity pipeline",
+        shown,
+        f"{'[green]' if ok else '[red]'}{floor:,} events/s per worker",
+        str(pipeline["description"]),
     ))  # fmt: skip
     return rows
 

@@ -60,6 +60,17 @@ superset is fine, duplicates too). It must hold every event the graph stage reso
 split being rebuilt, so the adapter waits for the events sink to pass the split's position."""
 
 
+def anchor_of(event: Mapping[str, Any], rules: IdentifierRules = DEFAULT_RULES) -> str | None:
+    """The identifier key that decided the event's profile: the stored one when the event store
+    gives it (``identityKeys``, e.g. an order follow-up resolved through its order), else the
+    event's best-ranked identifier."""
+    stored = event.get("identityKeys")
+    if isinstance(stored, list) and stored:
+        return str(stored[0])
+    anchor = identifiers_of(event, rules)[:1]
+    return anchor[0].key if anchor else None
+
+
 def next_version(version: int, position: int) -> int:
     return max(version + 1, position)
 
@@ -211,8 +222,7 @@ class FoldProcessor:
         keep = set(members)
         state, folded = ProfileState(self._policy), False
         for event in self._events_of(members):
-            anchor = identifiers_of(event, self._rules)[:1]
-            if anchor and anchor[0].key in keep:
+            if anchor_of(event, self._rules) in keep:
                 try:
                     state.apply(event)
                 except UnfoldableEventError:

@@ -7,6 +7,10 @@ It turns each observation into identity decisions, in one total order, and emits
 * per merge, a ``merge`` control record keyed by the *absorbed* id (its partition holds the state
   to move) and a public record on ``merges``;
 * per refused link, an ``identity_refusals`` record;
+* an order follow-up that names only its order (a refund or cancellation as Shopify sends it,
+  ``properties.order_id``) belongs to the profile of the order: the stage remembers the anchor of
+  the first event that carried each order id with a person on it, and resolves the follow-up
+  through that identifier (it links nothing);
 * an event that names no person (every identifier junk) goes to ``unresolved`` and creates no
   profile: a profile nobody can look up, activate, export or erase is noise, and a profile per
   message id would flood segments with one-event ghosts. The warehouse still stores the event.
@@ -49,6 +53,12 @@ NO_IDENTIFIER = "no_identifier"
 MALFORMED_EVENT = "malformed_event"
 
 
+def _order_id(event: Mapping[str, Any]) -> str | None:
+    properties = event.get("properties")
+    order_id = properties.get("order_id") if isinstance(properties, dict) else None
+    return order_id if isinstance(order_id, str) and order_id else None
+
+
 class StaleObservationError(ValueError):
     """An observation older than the graph state: replaying it would decide against a later state.
 
@@ -69,6 +79,7 @@ class GraphProcessor:
         self.graph = graph
         self._rules = rules
         self._next = position
+        self._order_anchor: dict[str, str] = {}  # order id -> identifier key of its first anchor
 
     def process(self, event: Mapping[str, Any], position: int | None = None) -> list[OutRecord]:
         at = self._advance(position)
@@ -77,6 +88,12 @@ class GraphProcessor:
         except (KeyError, ValueError, TypeError) as exc:
             return [unresolved_record(event, at, MALFORMED_EVENT, f"{type(exc).__name__}: {exc}")]
         identifiers = identifiers_of(event, self._rules)
+        order_id = _order_id(event)
+        if order_id is not None:
+            if identifiers:
+                self._order_anchor.setdefault(order_id, identifiers[0].key)
+            elif order_id in self._order_anchor:
+                identifiers = [Identifier.parse(self._order_anchor[order_id])]
         result = self.graph.observe(identifiers, provenance)
         if result.profile_id is None:
             return [unresolved_record(event, at, NO_IDENTIFIER)]

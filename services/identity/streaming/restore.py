@@ -43,7 +43,7 @@ Progress = Callable[[int, int], None]
 _EVENT_COLUMNS = (
     "position, message_id, type, event, name, channel, source, anonymous_id, user_id, email, phone, "
     "chat_handle, email_recipient_id, group_id, previous_id, properties, traits, context, timestamp, "
-    "original_timestamp, sent_at, received_at, schema_version"
+    "original_timestamp, sent_at, received_at, schema_version, identity_keys"
 )
 _IDENTIFIER_FIELDS = (
     ("anonymousId", 7), ("customerId", 8), ("email", 9), ("phone", 10), ("chatHandle", 11),
@@ -84,6 +84,8 @@ def event_from_row(row: Sequence[Any]) -> Event:
     for name, index in (("originalTimestamp", 19), ("sentAt", 20)):
         if row[index] is not None:
             event[name] = _time(row[index])
+    if row[23]:
+        event["identityKeys"] = list(row[23])  # as resolved: the first is the anchor
     return event
 
 

@@ -534,3 +534,37 @@ def test_every_record_kind_appears_in_a_busy_run() -> None:
     kinds = Counter(value["kind"] for partition in sim.resolved for value in partition)
     assert set(kinds) == {"event", "merge", "transfer", "split", "redirect"}
     assert_converged(sim)
+
+
+def test_an_order_follow_up_naming_only_its_order_belongs_to_the_order_s_profile() -> None:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from services.identity.streaming.records import Topic
+    from services.identity.streaming.simulation import run_sequentially
+    from services.ingest.normalise import NormalisedEvent, normalise
+
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    raw = [
+        {"type": "track", "event": "Order Completed", "userId": "C-1", "messageId": "m1",
+         "properties": {"order_id": "O-1", "revenue": 100.0, "email": "anna@example.de"}},
+        # A refund as Shopify sends it: the order id, no person.
+        {"type": "track", "event": "Order Refunded", "messageId": "m2",
+         "properties": {"order_id": "O-1", "revenue": 40.0}},
+        # A refund of an order nobody has seen stays unresolved.
+        {"type": "track", "event": "Order Refunded", "messageId": "m3", "properties": {"order_id": "O-9"}},
+    ]  # fmt: skip
+    events = []
+    for message in raw:
+        event = normalise(message, received_at=now, default_source="test")
+        assert isinstance(event, NormalisedEvent), event
+        events.append(orjson.loads(event.to_json()))
+    run = run_sequentially([("event", e) for e in events], lambda: now)
+    resolved = [r for r in run.outputs if r.topic is Topic.RESOLVED and r.value["kind"] == "event"]
+    assert [r.value["event"]["messageId"] for r in resolved] == ["m1", "m2"]
+    assert resolved[1].value["profileId"] == resolved[0].value["profileId"]
+    assert resolved[1].value["identifiers"] == ["customer_id:C-1"]
+    assert [r.value["event"]["messageId"] for r in run.outputs if r.topic is Topic.UNRESOLVED] == ["m3"]
+    (profile,) = run.fold.live.values()
+    assert profile.state.attributes(now)["revenue_net"] == 60.0
