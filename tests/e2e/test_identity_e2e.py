@@ -79,11 +79,14 @@ def test_shared_tablet_mistyped_email_split_and_restart(platform: CdpProcess):
     ben = lookup(platform, customer_id=f"{run}-ben")
     assert anna is not None and ben is not None
     assert anna["profile_id"] != ben["profile_id"], "two customer accounts on one tablet were merged"
+
     # The refused link is recorded with its reason, never silently applied.
     def refusals() -> list[tuple[str, ...]]:
         # Whichever login on the tablet the graph decided second is the one refused.
         query = "SELECT reason FROM cdp.identity_refusals WHERE message_id IN {m:Array(String)}"
-        return list(platform.clickhouse().query(query, parameters={"m": [f"{run}-i1", f"{run}-i2"]}).result_rows)
+        return list(
+            platform.clickhouse().query(query, parameters={"m": [f"{run}-i1", f"{run}-i2"]}).result_rows
+        )
 
     wait_for(refusals, 30)
     assert ("customer_id_conflict",) in refusals()
