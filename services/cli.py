@@ -124,8 +124,8 @@ def _start_demo(platform: Any, customers: int, days: int, live: bool, stop: asyn
 
     def platform_status() -> str:
         stored = sum(sink.rows_written for sink in platform.sinks if sink.table == "events")
-        profiles = len(platform.identity.fold_stage.live)
-        return f"[bold]{stored:,}[/] rows in ClickHouse cdp.events, [bold]{profiles:,}[/] unified profiles"
+        profiles = sum(sink.rows_written for sink in platform.sinks if sink.table == "profiles")
+        return f"[bold]{stored:,}[/] rows in ClickHouse cdp.events, [bold]{profiles:,}[/] profile versions"
 
     def run() -> None:
         try:
@@ -186,6 +186,9 @@ def run_service(
         int | None, typer.Option(help="Port of cdp up's ClickHouse endpoint, if CDP_CLICKHOUSE_URL is unset")
     ] = None,
     metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off)")] = 0,
+    drain_on_stop: Annotated[
+        bool, typer.Option(help="On stop, first process everything already on the inputs (cdp up uses it)")
+    ] = False,
 ) -> None:
     """Run one more processor next to 'cdp up' (or against Kafka and a ClickHouse server).
 
@@ -205,7 +208,7 @@ def run_service(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        await run_identity(settings, stop, metrics_port, on_step=console.print)
+        await run_identity(settings, stop, metrics_port, on_step=console.print, drain_on_stop=drain_on_stop)
 
     try:
         asyncio.run(main())

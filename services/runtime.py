@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -44,12 +45,11 @@ from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_endpoint import create_clickhouse_http_app
 from services.core.warehouse.migrations import apply_migrations
 from services.core.warehouse.port import Warehouse
+from services.identity.child import IdentityProcess, child_environment
 from services.identity.config import identifier_rules
-from services.identity.streaming.kafka_worker import IdentityWorker
 from services.identity.wiring import (
     RestoredIdentity,
     identity_sinks,
-    identity_worker,
     publish_restored,
     read_epoch,
     record_epoch,
@@ -104,7 +104,7 @@ class Platform:
     warehouse: Warehouse
     producer: AsyncProducer
     sinks: list[TopicSink]
-    identity: IdentityWorker
+    identity: IdentityProcess
     restored: RestoredIdentity
     metrics: PlatformMetrics
     servers: list[tuple[str, _QuietServer]]
@@ -221,6 +221,15 @@ def _restore_identity(
     return restored
 
 
+def _child_warehouse_url(settings: Settings, warehouse: Warehouse) -> str:
+    """The identity child reaches the embedded engine through this process's endpoint (writer user)."""
+    if not isinstance(warehouse, ChdbWarehouse) and settings.clickhouse_url:
+        return settings.clickhouse_url
+    password = quote(settings.clickhouse_writer_password.get_secret_value(), safe="")
+    user = quote(settings.clickhouse_writer_user, safe="")
+    return f"http://{user}:{password}@{settings.clickhouse_http_host}:{settings.clickhouse_http_port}"
+
+
 def _as_gauge(probe: Callable[[], bool]) -> Callable[[], float]:
     return lambda: 1.0 if probe() else 0.0
 
@@ -247,19 +256,22 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         cluster = broker.cluster_id if broker else cluster_id(bootstrap)
         warehouse = _open_warehouse(settings, on_step)
         restored = _restore_identity(warehouse, settings, cluster, on_step)
-        metrics.identity.restore_seconds.set(restored.seconds)
+        metrics.identity_restore.set(restored.seconds)
         producer = AsyncProducer(bootstrap)
         sinks = identity_sinks(bootstrap, cluster, warehouse, metrics.sink, settings)
-        worker = identity_worker(
-            bootstrap, producer, warehouse, settings, restored.epoch, metrics.identity, restored.graph_stage
-        )
+        worker = IdentityProcess(
+            child_environment(settings, bootstrap, _child_warehouse_url(settings, warehouse)),
+            settings.data_dir / "logs" / "identity.log", settings.http_host,
+        )  # fmt: skip
+        worker.serve_metrics(registry, metrics.sink.consumer_lag)
         running = {
             "broker": broker.is_running if broker else lambda: True,
             "warehouse": warehouse.ping,
             "events_sink": lambda: all(sink.is_alive() for sink in sinks),
+            "identity": worker.is_alive,
         }
         api, preloaded = _ingest_api(settings, secrets, producer, warehouse, metrics, registry, running)
-        for component in ("broker", "events_sink"):
+        for component in ("broker", "events_sink", "identity"):
             metrics.up.labels(component).set_function(_as_gauge(running[component]))
         ingest_app = create_ingest_app(api)
         tokens = AdminTokens.single_admin(secrets.admin_token)
@@ -295,7 +307,6 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
         sink.start()
     await publish_restored(platform.producer, platform.restored)
     platform.restored.profiles.clear()
-    await platform.identity.start()
     tasks = [asyncio.create_task(server.serve(), name=name) for name, server in platform.servers]
     while not all(server.started for _, server in platform.servers):
         done = [task for task in tasks if task.done()]
@@ -305,6 +316,7 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
             break
         await asyncio.sleep(0.02)
     else:
+        platform.identity.start()  # after the endpoint it reaches the warehouse through
         on_ready()
     await stop.wait()
     await shutdown(platform, tasks)
@@ -321,9 +333,8 @@ async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
             server.should_exit = True
     await asyncio.gather(*(t for t in tasks if t.get_name() == "ingest"), return_exceptions=True)
     phase("ingest API stopped")
-    drained = await platform.identity.drain(within=60)
-    await platform.identity.stop()
-    phase("identity worker drained and stopped" if drained else "identity worker stopped (not drained)")
+    code = await asyncio.to_thread(platform.identity.stop)
+    phase(f"identity worker drained and stopped (exit {code})")
     unsent = await asyncio.to_thread(platform.producer.close)
     if unsent:
         log.error("%d accepted events could not be written to Kafka at shutdown", unsent)

@@ -146,7 +146,6 @@ class IdentityMetrics(NamedTuple):
     profiles_published: Counter
     identifiers_per_profile: Histogram
     processing_delay: Histogram
-    restore_seconds: Gauge
     consumer_lag: Gauge
 
     @classmethod
@@ -192,11 +191,6 @@ class IdentityMetrics(NamedTuple):
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
-            restore_seconds=Gauge(
-                "cdp_identity_restore_seconds",
-                "Duration of the last identity state restore at startup",
-                registry=registry,
-            ),
             consumer_lag=consumer_lag
             or Gauge(
                 "cdp_consumer_lag_records",
@@ -210,15 +204,18 @@ class IdentityMetrics(NamedTuple):
 class PlatformMetrics(NamedTuple):
     ingest: IngestMetrics
     sink: SinkMetrics
-    identity: IdentityMetrics
+    identity_restore: Gauge
     up: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> PlatformMetrics:
-        sink = SinkMetrics.create(registry)
         return cls(
             ingest=IngestMetrics.create(registry),
-            sink=sink,
-            identity=IdentityMetrics.create(registry, sink.consumer_lag),
+            sink=SinkMetrics.create(registry),
+            identity_restore=Gauge(
+                "cdp_identity_restore_seconds",
+                "Duration of the identity restore (replay of the stored decisions) at the last start",
+                registry=registry,
+            ),
             up=Gauge("cdp_component_up", "1 when a component is running", ["component"], registry=registry),
         )

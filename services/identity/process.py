@@ -62,6 +62,7 @@ async def run_identity(
     metrics_port: int = 0,
     on_step: Callable[[str], None] = lambda _: None,
     app_id: str | None = None,
+    drain_on_stop: bool = False,
 ) -> None:
     bootstrap = bootstrap_of(settings)
     try:
@@ -87,6 +88,9 @@ async def run_identity(
     on_step(f"identity worker joined on {bootstrap} (cluster {cluster}, positions from {epoch})")
     try:
         await stop.wait()
+        if drain_on_stop:
+            drained = await worker.drain(within=60)
+            on_step("identity worker drained" if drained else "identity worker: inputs not fully processed")
     finally:
         await worker.stop()
         await asyncio.to_thread(producer.close)
