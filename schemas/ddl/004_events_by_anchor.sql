@@ -34,3 +34,8 @@ LEFT JOIN (SELECT identifier, argMax(profile_id, version) AS current FROM {db}.i
     ON e.anchor = a.identifier
 LEFT JOIN (SELECT absorbed, survivor FROM {db}.profile_redirects FINAL) AS r ON e.profile_id = r.absorbed
 LEFT JOIN (SELECT absorbed, survivor FROM {db}.profile_redirects FINAL) AS r2 ON a.current = r2.absorbed;
+
+-- Events stored before this migration: the view above only sees new inserts.
+INSERT INTO {db}.events_by_anchor
+SELECT anchor, profile_id, timestamp, message_id, type, event, name, channel, source, properties
+FROM {db}.events WHERE anchor != '';
