@@ -59,7 +59,7 @@ def up(
     demo_days: Annotated[int, typer.Option(help="Demo: days of history to replay")] = 90,
     demo_live: Annotated[bool, typer.Option(help="Demo: keep sending live traffic after the history")] = True,
 ) -> None:
-    """Start the single-node platform: broker, warehouse, ingest API and processors in one process."""
+    """Start the single-node platform: broker, warehouse, ingest API and processors on this machine."""
     from services.runtime import StartupError, build, data_dir_lock, install_stop_signals, serve
 
     settings = _settings(
