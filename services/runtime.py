@@ -210,7 +210,7 @@ def _restore_identity(
         # The broker kept its topics (an external Kafka): its observations and cdp.profiles hold
         # the state; the worker rebuilds the graph from them and the warehouse on demand.
         on_step(f"continuing on Kafka cluster {cluster} (identity positions from {known})")
-        return RestoredIdentity(known, None, [], 0, 0.0)
+        return RestoredIdentity(known, [], 0, 0.0)
     restored = restore_identity(warehouse, settings, progress)
     record_epoch(warehouse, cluster, restored.epoch)
     if restored.observations:

@@ -149,7 +149,7 @@ class IdentityMetrics(NamedTuple):
     consumer_lag: Gauge
 
     @classmethod
-    def create(cls, registry: CollectorRegistry, consumer_lag: Gauge | None = None) -> IdentityMetrics:
+    def create(cls, registry: CollectorRegistry) -> IdentityMetrics:
         return cls(
             observations=Counter(
                 "cdp_identity_observations", "Observations the identity graph decided", registry=registry
@@ -191,8 +191,7 @@ class IdentityMetrics(NamedTuple):
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
-            consumer_lag=consumer_lag
-            or Gauge(
+            consumer_lag=Gauge(
                 "cdp_consumer_lag_records",
                 "Records not yet processed by a consumer group",
                 ["group", "topic"],

@@ -10,6 +10,7 @@ dies with the parent, and its metrics are served on the parent's ``/metrics``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -39,14 +40,8 @@ def child_environment(settings: Settings, bootstrap: str, warehouse_url: str) ->
     env = {**os.environ, "CDP_KAFKA_BOOTSTRAP": bootstrap, "CDP_CLICKHOUSE_URL": warehouse_url}
     for name, value in values.items():
         if name.startswith("identity_") or name in _PASSED_SETTINGS:
-            env[f"CDP_{name.upper()}"] = value if isinstance(value, str) else _json(value)
+            env[f"CDP_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
-
-
-def _json(value: object) -> str:
-    import json
-
-    return json.dumps(value)
 
 
 class IdentityProcess:

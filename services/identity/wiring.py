@@ -40,8 +40,6 @@ IDENTITY_APP_ID = "cdp-identity"
 @dataclass
 class RestoredIdentity:
     epoch: int
-    graph_stage: GraphProcessor | None
-    """None: continue on a broker that kept its topics (the worker rebuilds the graph on demand)."""
     profiles: list[Record]
     """The latest record of every profile id, to republish on the (empty) broker's ``cdp.profiles``."""
     observations: int
@@ -64,7 +62,7 @@ def restore_identity(
         done[0] = count
         on_progress(count, total)
 
-    stage, retired = replay_warehouse(
+    _stage, retired = replay_warehouse(
         warehouse, epoch, limits=link_limits(settings), rules=rules, fold=fold, on_progress=progress
     )
     latest: dict[str, OutRecord] = {}
@@ -75,7 +73,7 @@ def restore_identity(
     for key, record in latest.items():
         # Above every stored version: the table and the compacted topic keep this one.
         record.value["version"] = max(int(record.value["version"]), int(stored.get(key, 0)) + 1)
-    return RestoredIdentity(epoch, stage, encode(list(latest.values())), done[0], time.monotonic() - started)
+    return RestoredIdentity(epoch, encode(list(latest.values())), done[0], time.monotonic() - started)
 
 
 async def publish_restored(producer: AsyncProducer, restored: RestoredIdentity, chunk: int = 20_000) -> None:
@@ -90,7 +88,6 @@ def identity_worker(
     settings: Settings,
     epoch: int,
     metrics: IdentityMetrics | None,
-    graph_stage: GraphProcessor | None = None,
     app_id: str = IDENTITY_APP_ID,
 ) -> IdentityWorker:
     limits, rules = link_limits(settings), identifier_rules(settings)
@@ -101,7 +98,7 @@ def identity_worker(
 
     return IdentityWorker(
         bootstrap, producer, partitions=settings.topic_partitions, app_id=app_id, epoch=epoch,
-        graph_stage=graph_stage, restore_graph=GraphRestorer(bootstrap, epoch, base),
+        restore_graph=GraphRestorer(bootstrap, epoch, base),
         event_store=WarehouseEventStore(warehouse), limits=limits, rules=rules, metrics=metrics,
         session_timeout=settings.kafka_session_timeout_ms / 1000,
     )  # fmt: skip

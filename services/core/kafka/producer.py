@@ -81,34 +81,25 @@ class AsyncProducer:
 
     async def send(self, records: Sequence[Record]) -> None:
         """Produce ``records`` and return once every one is acknowledged; raise ProduceError otherwise."""
-        if not records:
-            return
-        group = _DeliveryGroup(asyncio.get_running_loop(), len(records))
-        callback = group.on_delivery
-        produce = self._producer.produce
-        for topic, key, value in records:
-            while True:
-                try:
-                    produce(topic, value, key, on_delivery=callback)
-                    break
-                except BufferError:
-                    # Local queue full: Kafka is slower than intake. Wait for room (backpressure).
-                    await asyncio.sleep(0.005)
-        await group.future
+        await self._produce_all([(topic, value, {"key": key}) for topic, key, value in records])
 
     async def send_partitioned(self, records: Sequence[PartitionedRecord]) -> None:
         """Like ``send``, to explicit partitions (batch records of internal topics carry no key)."""
-        if not records:
+        await self._produce_all([(topic, value, {"partition": p}) for topic, p, value in records])
+
+    async def _produce_all(self, items: Sequence[tuple[str, bytes, dict[str, Any]]]) -> None:
+        if not items:
             return
-        group = _DeliveryGroup(asyncio.get_running_loop(), len(records))
+        group = _DeliveryGroup(asyncio.get_running_loop(), len(items))
         callback = group.on_delivery
         produce = self._producer.produce
-        for topic, partition, value in records:
+        for topic, value, where in items:
             while True:
                 try:
-                    produce(topic, value, partition=partition, on_delivery=callback)
+                    produce(topic, value, on_delivery=callback, **where)
                     break
                 except BufferError:
+                    # Local queue full: Kafka is slower than intake. Wait for room (backpressure).
                     await asyncio.sleep(0.005)
         await group.future
 

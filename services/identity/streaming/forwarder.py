@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, Producer
 
 from schemas import topics
 from services.core.kafka.batches import ndjson_batches
@@ -37,7 +37,6 @@ class Forwarder:
         self._thread: threading.Thread | None = None
         self.forwarded = 0
         self.last_activity = time.monotonic()
-        self.lag = 0
         self.assigned = threading.Event()
 
     def start(self) -> None:
@@ -54,7 +53,6 @@ class Forwarder:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
-        last_lag = 0.0
         try:
             while not self._stop.is_set():
                 messages = self._consumer.consume(self._batch, 0.05)
@@ -75,9 +73,6 @@ class Forwarder:
                     self._consumer.commit(asynchronous=False)
                     self.forwarded += len(values)
                     self.last_activity = time.monotonic()
-                if time.monotonic() - last_lag > 5:
-                    self.lag = self._measure_lag()
-                    last_lag = time.monotonic()
         except Exception:
             log.exception("the identity forwarder stopped; uncommitted events will be re-read by the group")
         finally:
@@ -102,19 +97,6 @@ class Forwarder:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
             pending = failed.batches
-
-    def _measure_lag(self) -> int:
-        try:
-            lag = 0
-            for tp in self._consumer.position(self._consumer.assignment()):
-                _low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(tp.topic, tp.partition), timeout=2
-                )
-                if tp.offset >= 0:
-                    lag += max(0, high - tp.offset)
-            return lag
-        except KafkaException:
-            return self.lag
 
 
 class _Failures:

@@ -44,7 +44,7 @@ from services.identity.streaming.forwarder import Forwarder
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.observations import apply_observation
 from services.identity.streaming.records import Kind, OutRecord, Topic
-from services.identity.streaming.restore import GraphRestorer, _loads
+from services.identity.streaming.restore import GraphRestorer, load_observation
 from services.identity.streaming.simulation import partition_of
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class IdentityWorker:
                 stage = self.graph_stage = await asyncio.to_thread(self._restore_graph, offset)
                 self.graph_restores += 1
             for line in split_lines(message.value):
-                record = _loads(line)
+                record = load_observation(line)
                 if first_event is None:
                     first_event = record
                 out.extend(apply_observation(stage, record))

@@ -264,7 +264,7 @@ class GraphRestorer:
                     if message.error() is not None or at is None or at != next_offset or at >= offset:
                         continue
                     for line in split_lines(message.value() or b""):
-                        apply_observation(stage, _loads(line))
+                        apply_observation(stage, load_observation(line))
                         decided += 1
                     next_offset = at + 1
         finally:
@@ -276,7 +276,8 @@ class GraphRestorer:
         return stage
 
 
-def _loads(line: bytes) -> dict[str, Any]:
+def load_observation(line: bytes) -> dict[str, Any]:
+    """One record of an observations batch; unreadable ones become {} (the graph marks them malformed)."""
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError:
