@@ -26,7 +26,7 @@ def _text(properties: Properties, field: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _amount(properties: Properties) -> int | None:
+def amount_of(properties: Properties) -> int | None:
     """The amount an order event names: ``revenue``, else ``total``, else its line items."""
     for field in ("revenue", "total"):
         if (units := to_units(properties.get(field))) is not None:
@@ -37,7 +37,7 @@ def _amount(properties: Properties) -> int | None:
 def order_completed(state: ProfileState, stamp: int, message_id: str, properties: Properties) -> bool:
     if (order_id := _text(properties, "order_id")) is None:
         return False
-    revenue = _amount(properties) or 0
+    revenue = amount_of(properties) or 0
     return state.orders.complete(order_id, stamp, revenue, currency_of(properties))
 
 
@@ -46,7 +46,7 @@ def order_refunded(state: ProfileState, stamp: int, message_id: str, properties:
         return False
     # A shop's own refund id de-duplicates a refund re-sent under a new message id.
     refund_key = _text(properties, "refund_id") or message_id
-    amount = _amount(properties)
+    amount = amount_of(properties)
     return state.orders.refund(order_id, refund_key, FULL_REFUND if amount is None else amount)
 
 

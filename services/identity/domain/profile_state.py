@@ -24,9 +24,10 @@ from services.identity.domain.activity import NON_ENGAGING_EVENTS, Activity
 from services.identity.domain.complaints import ComplaintBook
 from services.identity.domain.conversations import ChatHistory
 from services.identity.domain.email_engagement import EmailEngagement
-from services.identity.domain.event_folds import FOLDS
+from services.identity.domain.event_folds import FOLDS, amount_of
 from services.identity.domain.event_time import to_micros
 from services.identity.domain.orders import OrderBook
+from services.identity.domain.recent_events import RecentEvents
 from services.identity.domain.subscriptions import Subscriptions
 from services.identity.domain.traits import DEFAULT_TRAIT_POLICY, TraitPolicy, TraitRegisters
 
@@ -49,6 +50,7 @@ class ProfileState:
     complaints: ComplaintBook = field(default_factory=ComplaintBook)
     email: EmailEngagement = field(default_factory=EmailEngagement)
     subscriptions: Subscriptions = field(default_factory=Subscriptions)
+    recent: RecentEvents = field(default_factory=RecentEvents)
 
     def apply(self, event: Mapping[str, Any]) -> bool:
         """Fold one canonical event (camelCase dict); False when the state did not change."""
@@ -65,9 +67,12 @@ class ProfileState:
         traits = self._traits_of(kind, event)
         if traits:
             changed |= self.trait_registers.apply(stamp, message_id, traits)
-        fold = FOLDS.get(name) if name is not None else None
-        if fold is not None:
-            changed |= fold(self, stamp, message_id, event.get("properties") or {})
+        fold = FOLDS.get(name) if isinstance(name, str) else None
+        if name is not None and isinstance(name, str):
+            properties = event.get("properties") or {}
+            changed |= self.recent.record(name, stamp, message_id, amount_of(properties))
+            if fold is not None:
+                changed |= fold(self, stamp, message_id, properties)
         return changed
 
     def merge(self, other: ProfileState) -> None:
@@ -79,6 +84,7 @@ class ProfileState:
         self.complaints.merge(other.complaints)
         self.email.merge(other.email)
         self.subscriptions.merge(other.subscriptions)
+        self.recent.merge(other.recent)
 
     def traits(self) -> dict[str, Any]:
         return self.trait_registers.values(self.trait_policy)
@@ -105,6 +111,7 @@ class ProfileState:
             "complaints": self.complaints.snapshot(),
             "email": self.email.snapshot(),
             "subscriptions": self.subscriptions.snapshot(),
+            "recent": self.recent.snapshot(),
         }
 
     @classmethod
@@ -122,6 +129,7 @@ class ProfileState:
             ComplaintBook.from_snapshot(snapshot["complaints"]),
             EmailEngagement.from_snapshot(snapshot["email"]),
             Subscriptions.from_snapshot(snapshot["subscriptions"]),
+            RecentEvents.from_snapshot(snapshot.get("recent")),
         )
 
     def _traits_of(self, kind: Any, event: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -86,6 +86,8 @@ class FoldedProfile:
     version: int = 0
     """The version of the last published record (0: never published)."""
     position: int = -1
+    cause: tuple[str, str] | None = None
+    """(receivedAt, messageId) of the latest-received event that changed it since the last flush."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +157,10 @@ class FoldProcessor:
                 profile_record(
                     profile_id, self._stamp(profile_id, profile.version, profile.position),
                     _by_rank(profile.identifiers), state.traits(), state.attributes(now), state.to_snapshot(),
+                    profile.cause,
                 )
             )  # fmt: skip
+            profile.cause = None
         self._dirty.clear()
         return records
 
@@ -192,7 +196,12 @@ class FoldProcessor:
         if survivor is not None:
             return [forwarded(record, survivor)]
         profile = self._profile(profile_id)
-        changed = profile.state.apply(record["event"])
+        event = record["event"]
+        changed = profile.state.apply(event)
+        if changed:
+            received, message_id = event.get("receivedAt"), event.get("messageId")
+            if isinstance(received, str) and (profile.cause is None or received > profile.cause[0]):
+                profile.cause = (received, message_id)
         self._touch(profile_id, profile, position, record["identifiers"], changed)
         return []
 

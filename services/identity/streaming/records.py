@@ -248,7 +248,10 @@ def profile_record(
     traits: Value,
     attributes: Value,
     snapshot: Value,
+    cause: tuple[str, str] | None = None,
 ) -> OutRecord:
+    """``cause``: (receivedAt, messageId) of the latest-received event behind this version, so
+    segment transitions can name the event that caused them and measure their latency."""
     value = {
         **_stamped(profile_id, stamp),
         "live": True,
@@ -258,6 +261,8 @@ def profile_record(
         "attributes": attributes,
         "snapshot": snapshot,
     }
+    if cause is not None:
+        value["cause"] = {"receivedAt": cause[0], "messageId": cause[1]}
     return OutRecord(Topic.PROFILES, profile_id, value)
 
 

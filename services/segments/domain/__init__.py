@@ -1,0 +1,1 @@
+"""Pure segment logic: definitions, the rule language, evaluation with deadlines, transitions."""
