@@ -123,7 +123,8 @@ def load_documents(text: str, source: str = "document") -> list[SegmentDefinitio
     if isinstance(data, Mapping) and "segments" in data and "rule" not in data:
         data = data["segments"]
     items = data if isinstance(data, list) else [data]
-    definitions, problems = [], []
+    definitions: list[SegmentDefinition] = []
+    problems: list[str] = []
     for i, item in enumerate(items):
         try:
             definitions.append(parse_definition(item))

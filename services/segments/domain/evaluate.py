@@ -179,7 +179,7 @@ def _equal(a: object, b: object) -> bool:
 def matches(op: str, value: Any, operand: Any) -> bool:
     """Whether ``value`` (a profile's) satisfies ``op operand``."""
     if op == "exists":
-        return (value is not None) == operand
+        return (value is not None) is bool(operand)
     if value is None:
         return False
     if op == "=":
@@ -194,7 +194,7 @@ def matches(op: str, value: Any, operand: Any) -> bool:
         return isinstance(value, list) and any(_equal(item, operand) for item in value)
     kind = _kind(value)
     if op == "between":
-        return kind == "number" and operand[0] <= value <= operand[1]
+        return kind == "number" and bool(operand[0] <= value <= operand[1])
     if kind not in ("number", "string") or kind != _kind(operand):
         return False
     if op == "<":

@@ -118,8 +118,10 @@ def parse_rule(data: object, path: str = "rule", depth: int = 0) -> Rule:
     if kind == "not":
         _only(data, path, {"not"})
         return Not(parse_rule(data["not"], f"{path}.not", depth + 1))
-    if kind in ("trait", "attribute"):
-        return _field(data, path, kind)
+    if kind == "trait":
+        return _field(data, path, "trait")
+    if kind == "attribute":
+        return _field(data, path, "attribute")
     if kind == "event":
         return _event(data, path)
     if kind == "consent":
