@@ -48,5 +48,10 @@ IDENTITY_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+# Internal topic of the segment processor: each profile's membership state (its durable state).
+SEGMENT_STATE = "cdp.segments.state"
+SEGMENT_TOPICS: tuple[TopicSpec, ...] = (TopicSpec(SEGMENT_STATE, compacted=True),)
+
+
 def segment_feed(segment_id: str) -> str:
     return f"{SEGMENT_FEED_PREFIX}{segment_id}"

@@ -33,8 +33,10 @@ DataDir = Annotated[
 
 
 from services.admin.cli import profiles_app  # noqa: E402  (after `app`: its help lists it last)
+from services.segments.cli import segments_app  # noqa: E402
 
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(segments_app, name="segments")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -177,7 +179,9 @@ def demo(
 
 @app.command("run")
 def run_service(
-    service: Annotated[str, typer.Argument(help="The service to run: identity", show_default=False)],
+    service: Annotated[
+        str, typer.Argument(help="The service to run: identity or segments", show_default=False)
+    ],
     data_dir: DataDir = None,
     broker_port: Annotated[
         int | None, typer.Option(help="Port of cdp up's broker, when CDP_KAFKA_BOOTSTRAP is unset")
@@ -195,9 +199,10 @@ def run_service(
     Workers share the partitions: start as many as you like, stop any of them at any time.
     """
     from services.identity.process import IdentityProcessError, run_identity
+    from services.segments.process import run_segments
 
-    if service != "identity":
-        raise _fail(f"unknown service {service!r}: 'cdp run identity' is available")
+    if service not in ("identity", "segments"):
+        raise _fail(f"unknown service {service!r}: 'cdp run identity' and 'cdp run segments' are available")
     settings = _settings(data_dir=data_dir, broker_port=broker_port, clickhouse_http_port=clickhouse_port)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("faust", "mode", "aiokafka"):
@@ -208,7 +213,8 @@ def run_service(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
-        await run_identity(settings, stop, metrics_port, on_step=console.print, drain_on_stop=drain_on_stop)
+        run = run_identity if service == "identity" else run_segments
+        await run(settings, stop, metrics_port, on_step=console.print, drain_on_stop=drain_on_stop)
 
     try:
         asyncio.run(main())

@@ -27,7 +27,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from schemas.topics import IDENTITY_TOPICS, PLATFORM_TOPICS
+from schemas.topics import IDENTITY_TOPICS, PLATFORM_TOPICS, SEGMENT_TOPICS
 from services.admin.api import admin_routes
 from services.admin.auth import AdminTokens
 from services.admin.corrections import kafka_submit
@@ -45,7 +45,7 @@ from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_endpoint import create_clickhouse_http_app
 from services.core.warehouse.migrations import apply_migrations
 from services.core.warehouse.port import Warehouse
-from services.identity.child import IdentityProcess, child_environment
+from services.identity.child import WorkerProcess, child_environment, serve_child_metrics
 from services.identity.config import identifier_rules
 from services.identity.wiring import (
     RestoredIdentity,
@@ -60,6 +60,10 @@ from services.ingest.auth import WriteKeys
 from services.ingest.dedup import MessageIdWindow
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.webhook_routes import WebhookConfig
+from services.segments.api import segment_routes
+from services.segments.library import library_definitions
+from services.segments.store import apply_definitions, library_applied
+from services.segments.wiring import segment_sinks
 
 log = logging.getLogger("cdp")
 
@@ -104,7 +108,8 @@ class Platform:
     warehouse: Warehouse
     producer: AsyncProducer
     sinks: list[TopicSink]
-    identity: IdentityProcess
+    identity: WorkerProcess
+    segments: WorkerProcess
     restored: RestoredIdentity
     metrics: PlatformMetrics
     servers: list[tuple[str, _QuietServer]]
@@ -249,7 +254,7 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         on_step("creating topics")
         ensure_topics(
             bootstrap,
-            PLATFORM_TOPICS + IDENTITY_TOPICS,
+            PLATFORM_TOPICS + IDENTITY_TOPICS + SEGMENT_TOPICS,
             settings.topic_partitions,
             settings.topic_replication,
         )
@@ -258,25 +263,30 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         restored = _restore_identity(warehouse, settings, cluster, on_step)
         metrics.identity_restore.set(restored.seconds)
         producer = AsyncProducer(bootstrap)
+        if settings.segments_library:
+            _apply_library(warehouse, on_step)
         sinks = identity_sinks(bootstrap, cluster, warehouse, metrics.sink, settings)
-        worker = IdentityProcess(
-            child_environment(settings, bootstrap, _child_warehouse_url(settings, warehouse)),
-            settings.data_dir / "logs" / "identity.log", settings.http_host,
-        )  # fmt: skip
-        worker.serve_metrics(registry, metrics.sink.consumer_lag)
+        sinks += segment_sinks(bootstrap, cluster, warehouse, metrics.sink, settings)
+        env = child_environment(settings, bootstrap, _child_warehouse_url(settings, warehouse))
+        logs = settings.data_dir / "logs"
+        worker = WorkerProcess(env, logs / "identity.log", settings.http_host, service="identity")
+        segments = WorkerProcess(env, logs / "segments.log", settings.http_host, service="segments")
+        serve_child_metrics(registry, metrics.sink.consumer_lag, [worker, segments])
         running = {
             "broker": broker.is_running if broker else lambda: True,
             "warehouse": warehouse.ping,
             "events_sink": lambda: all(sink.is_alive() for sink in sinks),
             "identity": worker.is_alive,
+            "segments": segments.is_alive,
         }
         api, preloaded = _ingest_api(settings, secrets, producer, warehouse, metrics, registry, running)
-        for component in ("broker", "events_sink", "identity"):
+        for component in ("broker", "events_sink", "identity", "segments"):
             metrics.up.labels(component).set_function(_as_gauge(running[component]))
         ingest_app = create_ingest_app(api)
         tokens = AdminTokens.single_admin(secrets.admin_token)
         reader = ProfileReader(warehouse, rules=identifier_rules(settings))
         ingest_app.router.routes.extend(admin_routes(reader, tokens, submit=kafka_submit(producer)))
+        ingest_app.router.routes.extend(segment_routes(warehouse, tokens))
         servers = [("ingest", _server(ingest_app, settings.http_host, settings.http_port))]
         urls = {
             "ingest": f"http://{settings.http_host}:{settings.http_port}",
@@ -295,7 +305,8 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         raise
     return Platform(
         settings=settings, secrets=secrets, bootstrap=bootstrap, cluster_id=cluster, warehouse=warehouse,
-        producer=producer, sinks=sinks, identity=worker, restored=restored, metrics=metrics,
+        producer=producer, sinks=sinks, identity=worker, segments=segments, restored=restored,
+        metrics=metrics,
         servers=servers, registry=registry, broker=broker,
         preloaded_ids=preloaded, urls=urls,
     )  # fmt: skip
@@ -316,10 +327,32 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
             break
         await asyncio.sleep(0.02)
     else:
-        platform.identity.start()  # after the endpoint it reaches the warehouse through
+        platform.identity.start()  # after the endpoint they reach the warehouse through
+        platform.segments.start()
+        tasks.append(
+            asyncio.create_task(_supervise([platform.identity, platform.segments], stop), name="supervise")
+        )
         on_ready()
     await stop.wait()
     await shutdown(platform, tasks)
+
+
+async def _supervise(children: list[WorkerProcess], stop: asyncio.Event) -> None:
+    """Restart a worker that died (a crash, or kill -9): it resumes from its durable state."""
+    while not stop.is_set():
+        for child in children:
+            if child.crashed():
+                await asyncio.to_thread(child.restart)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def _apply_library(warehouse: Warehouse, on_step: Callable[[str], None]) -> None:
+    """The built-in segments, once: when the platform starts with no segment ever defined."""
+    if library_applied(warehouse):
+        return
+    applied = apply_definitions(warehouse, library_definitions(), applied_by="cdp up (built-in library)")
+    on_step(f"applied the built-in segment library ({len(applied)} segments)")
 
 
 async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
@@ -335,6 +368,8 @@ async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
     phase("ingest API stopped")
     code = await asyncio.to_thread(platform.identity.stop)
     phase(f"identity worker drained and stopped (exit {code})")
+    code = await asyncio.to_thread(platform.segments.stop)
+    phase(f"segment processor drained and stopped (exit {code})")
     unsent = await asyncio.to_thread(platform.producer.close)
     if unsent:
         log.error("%d accepted events could not be written to Kafka at shutdown", unsent)

@@ -111,6 +111,20 @@ class AdminClient:
         answer: dict[str, Any] = orjson.loads(response.content)
         return answer
 
+    def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """GET ``path``; None for 404."""
+        response = self._request("GET", path, params=params or {})
+        return None if response.status_code == 404 else orjson.loads(response.content)
+
+    def apply_segments(self, text: str) -> dict[str, Any]:
+        """``POST /api/v1/segments``; AdminClientError listing every problem of a bad document."""
+        response = self._request("POST", "/api/v1/segments", content=text.encode(), passed=(400,))
+        body: dict[str, Any] = orjson.loads(response.content)
+        if response.status_code == 400:
+            problems = body.get("problems") or [body.get("message", "invalid definition")]
+            raise AdminClientError("the platform refused the definitions:\n  " + "\n  ".join(problems), 400)
+        return body
+
     def _request(
         self,
         method: str,

@@ -24,8 +24,9 @@ def json_ok(content: Any) -> JSONResponse:
 
 
 def json_error(
-    status: int, error: str, message: str, headers: Mapping[str, str] | None = None
+    status: int, error: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    """An error; its message may repeat the identifier asked for, so it is not cached either."""
-    body = {"error": error, "message": message}
+    """An error; its message may repeat the identifier asked for, so it is not cached either.
+    ``extra`` fields (e.g. ``problems``) are added to the body."""
+    body = {"error": error, "message": message, **extra}
     return JSONResponse(body, status_code=status, headers={**NO_STORE, **(headers or {})})

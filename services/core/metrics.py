@@ -218,3 +218,67 @@ class PlatformMetrics(NamedTuple):
             ),
             up=Gauge("cdp_component_up", "1 when a component is running", ["component"], registry=registry),
         )
+
+
+class SegmentMetrics(NamedTuple):
+    evaluations: Counter
+    transitions: Counter
+    transition_latency: Histogram
+    timer_delay: Histogram
+    members: Gauge
+    backfill_remaining: Gauge
+    backfill_profiles: Counter
+    consumer_lag: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> SegmentMetrics:
+        return cls(
+            evaluations=Counter(
+                "cdp_segment_evaluations",
+                "Segment rules evaluated on a profile (one per segment and profile version or timer)",
+                registry=registry,
+            ),
+            transitions=Counter(
+                "cdp_segment_transitions",
+                "Membership transitions published, by segment, action, reason and feed "
+                "(membership: cdp.segments.membership; activation: cdp.segment.<id>)",
+                ["segment", "action", "reason", "feed"],
+                registry=registry,
+            ),
+            transition_latency=Histogram(
+                "cdp_segment_transition_latency_seconds",
+                "From HTTP acceptance of the event behind a profile change to its transitions published",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            timer_delay=Histogram(
+                "cdp_segment_time_transition_delay_seconds",
+                "How long after a window condition stopped (or started) holding it was re-evaluated",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            members=Gauge(
+                "cdp_segment_members",
+                "Current members per segment (of the profiles this worker evaluates)",
+                ["segment"],
+                registry=registry,
+            ),
+            backfill_remaining=Gauge(
+                "cdp_segment_backfill_remaining_profiles",
+                "Profiles still to evaluate for a new or changed segment",
+                ["segment"],
+                registry=registry,
+            ),
+            backfill_profiles=Counter(
+                "cdp_segment_backfill_profiles",
+                "Profiles evaluated by backfills of new or changed segments",
+                ["segment"],
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "cdp_consumer_lag_records",
+                "Records not yet processed by a consumer group",
+                ["group", "topic"],
+                registry=registry,
+            ),
+        )

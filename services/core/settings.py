@@ -74,6 +74,20 @@ class Settings(BaseSettings):
         default_factory=list, description="Junk identifier values never linked, on top of the built-in list"
     )
 
+    # --- segments -----------------------------------------------------------------------------
+    segments_library: bool = Field(
+        True, description="Apply the built-in segment library when the platform starts with no segments"
+    )
+    segments_sweep_seconds: float = Field(
+        0.5, gt=0, le=30, description="How often time-based segment transitions (window exits) are checked"
+    )
+    segments_catalog_seconds: float = Field(
+        2.0, gt=0, le=300, description="How often the segment processor looks for new or changed definitions"
+    )
+    segments_worker_id: str = Field(
+        "0", description="Stable id of this segment worker (its Kafka transactional id); unique per replica"
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python log level")
 

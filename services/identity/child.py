@@ -1,4 +1,4 @@
-"""The identity worker of ``cdp up`` as a child process (``cdp run identity --drain-on-stop``).
+"""The workers of ``cdp up`` as child processes (``cdp run identity|segments --drain-on-stop``).
 
 Identity resolution costs about as much CPU per event as ingest. In one Python process the two
 would share one core (the GIL) and the ingest API would wait on the identity stages' batches; as
@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -39,13 +40,23 @@ def child_environment(settings: Settings, bootstrap: str, warehouse_url: str) ->
     values = settings.model_dump(mode="json")
     env = {**os.environ, "CDP_KAFKA_BOOTSTRAP": bootstrap, "CDP_CLICKHOUSE_URL": warehouse_url}
     for name, value in values.items():
-        if name.startswith("identity_") or name in _PASSED_SETTINGS:
+        if name.startswith(("identity_", "segments_")) or name in _PASSED_SETTINGS:
             env[f"CDP_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return env
 
 
-class IdentityProcess:
-    def __init__(self, env: dict[str, str], log_path: Path, host: str = "127.0.0.1") -> None:
+class WorkerProcess:
+    """One ``cdp run <service>`` child; ``restart`` brings a crashed one back."""
+
+    def __init__(
+        self, env: dict[str, str], log_path: Path, host: str = "127.0.0.1", service: str = "identity"
+    ) -> None:
+        self.service = service
+        self.restarts = 0
+        self._stopping = False
+        self._started_at = 0.0
+        self._restart_at = 0.0
+        self._quick_failures = 0
         self._env = env
         self._log_path = log_path
         self.metrics_url = f"http://{host}:{free_port(host)}/metrics"
@@ -56,8 +67,9 @@ class IdentityProcess:
         port = self.metrics_url.rsplit(":", 1)[1].split("/", 1)[0]
         command = [
             sys.executable, "-c", "from services.cli import main; main()",
-            "run", "identity", "--metrics-port", port, "--drain-on-stop",
+            "run", self.service, "--metrics-port", port, "--drain-on-stop",
         ]  # fmt: skip
+        self._started_at = time.monotonic()
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self._log_path, "ab")  # noqa: SIM115 (closed in stop)
         self._process = subprocess.Popen(
@@ -68,9 +80,37 @@ class IdentityProcess:
     def is_alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def crashed(self) -> bool:
+        """It was started, is not being stopped, has exited, and its restart back-off has passed:
+        one that keeps dying soon after its start waits longer each time (1 s, 2 s, 4 s ... 30 s)."""
+        process = self._process
+        if process is None or self._stopping or process.poll() is None:
+            return False
+        if self._restart_at == 0.0:
+            quick = time.monotonic() - self._started_at < 30
+            self._quick_failures = self._quick_failures + 1 if quick else 0
+            self._restart_at = time.monotonic() + min(30.0, 2.0 ** max(0, self._quick_failures - 1))
+            log.warning(
+                "the %s worker exited (code %s); restarting it (log: %s)",
+                self.service, process.returncode, self._log_path,
+            )  # fmt: skip
+        return time.monotonic() >= self._restart_at
+
+    def restart(self) -> None:
+        if self._log is not None:
+            self._log.close()
+        self.restarts += 1
+        self._restart_at = 0.0
+        self.start()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
     def stop(self, timeout: float = 90.0) -> int | None:
         """Ask the worker to process everything already on its inputs, then to stop."""
         process = self._process
+        self._stopping = True
         if process is None:
             return None
         if process.poll() is None:
@@ -78,34 +118,40 @@ class IdentityProcess:
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                log.error("the identity worker did not stop within %.0f s; killing it", timeout)
+                log.error("the %s worker did not stop within %.0f s; killing it", self.service, timeout)
                 process.kill()
                 process.wait(10)
         if self._log is not None:
             self._log.close()
         return process.returncode
 
-    def serve_metrics(self, registry: CollectorRegistry, shared: Collector) -> None:
-        """Serve the child's metrics on ``registry``; ``shared`` is a parent metric the child also
-        reports (consumer lag): its samples are merged into one family."""
-        registry.unregister(shared)
-        registry.register(_ChildMetrics(self, shared))
+
+def serve_child_metrics(
+    registry: CollectorRegistry, shared: Collector, children: list[WorkerProcess]
+) -> None:
+    """Serve the children's metrics on ``registry``; ``shared`` is a parent metric the children
+    also report (consumer lag): its samples are merged into one family."""
+    registry.unregister(shared)
+    registry.register(_ChildMetrics(children, shared))
 
 
 class _ChildMetrics(Collector):
-    """The child's metrics, on the parent's ``/metrics``."""
+    """The children's metrics, on the parent's ``/metrics``."""
 
-    def __init__(self, child: IdentityProcess, shared: Collector) -> None:
-        self._child = child
+    def __init__(self, children: list[WorkerProcess], shared: Collector) -> None:
+        self._children = children
         self._shared = shared
 
     def collect(self) -> Iterator[Metric]:
         merged = {family.name: family for family in self._shared.collect()}
-        text = ""
-        if self._child.is_alive():
-            with contextlib.suppress(httpx.HTTPError):
-                text = httpx.get(self._child.metrics_url, timeout=1.0).text
-        for family in text_string_to_metric_families(text):
+        families: list[Metric] = []
+        for child in self._children:
+            if child.is_alive():
+                with contextlib.suppress(httpx.HTTPError):
+                    families.extend(
+                        text_string_to_metric_families(httpx.get(child.metrics_url, timeout=1.0).text)
+                    )
+        for family in families:
             if family.name.startswith(("python_", "process_")):
                 continue  # the parent reports its own
             samples = [Sample(*sample) for sample in family.samples]

@@ -1,0 +1,451 @@
+"""The faust adapter of the segment processor: ``cdp.profiles`` in, transitions out, exactly once.
+
+* **Input.** A faust agent reads ``cdp.profiles`` (keyed by profile id) in batches; every newer
+  profile version is evaluated against every segment.
+* **Outputs, atomically.** The transitions of a batch (``cdp.segments.membership`` and the feeds
+  ``cdp.segment.<id>``) and the changed profiles' state records (``cdp.segments.state``, compacted)
+  are produced in one Kafka transaction. Subscribers read committed records only (librdkafka's
+  default), so a crash before the commit shows them nothing and the batch is simply done again.
+* **Restart and rebalance.** A worker assigned a partition loads its membership state, from the
+  warehouse (``segment_membership``: what survived a broker that keeps nothing) overlaid with the
+  state topic (newer), then the partition's latest profiles from ``cdp.profiles``, and evaluates
+  them once (what time changed while nobody watched). Redelivered profile versions at or below the
+  version a state reflects are skipped, so no transition is published twice.
+* **Time.** A sweep every ``sweep_seconds`` evaluates the profiles whose recheck instant has come.
+* **Definitions** are polled from the warehouse; a new or changed segment is evaluated over every
+  profile in chunks (backfill), with progress in ``segment_backfills`` and the metrics.
+* **Subscribers never slow the pipeline**: every topic is a Kafka log; a slow or dead consumer
+  only falls behind on its own offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import faust
+import orjson
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from schemas import topics
+from schemas.topics import TopicSpec
+from services.core.kafka.admin import ensure_topics
+from services.core.kafka.producer import KAFKA_LOG, producer_config
+from services.core.metrics import SegmentMetrics
+from services.core.warehouse.port import Warehouse
+from services.identity.streaming.kafka_worker import QUIET_SECONDS, read_latest_profiles
+from services.identity.streaming.simulation import partition_of
+from services.segments.domain.definition import SegmentCatalog
+from services.segments.domain.membership import Reason
+from services.segments.store import read_catalog, record_backfill
+from services.segments.streaming.processor import (
+    Output,
+    SegmentProcessor,
+    state_from_rows,
+    transition_value,
+)
+
+log = logging.getLogger(__name__)
+
+SEGMENTS_APP_ID = "cdp-segments"
+BACKFILL_CHUNK = 2000
+
+
+def now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+class TransactionalSender:
+    """One transactional producer: ``send`` publishes a list of records all or nothing."""
+
+    def __init__(self, bootstrap: str, transactional_id: str, timeout_ms: int = 10_000) -> None:
+        self._producer = Producer(
+            producer_config(
+                bootstrap, **{"transactional.id": transactional_id, "transaction.timeout.ms": timeout_ms,
+                              "message.timeout.ms": timeout_ms,
+                              "linger.ms": 2}
+            )
+        )  # fmt: skip
+        self._producer.init_transactions(30)
+
+    def send(self, records: Sequence[tuple[str, bytes, bytes]]) -> None:
+        producer = self._producer
+        producer.begin_transaction()
+        try:
+            for topic, key, value in records:
+                while True:
+                    try:
+                        producer.produce(topic, value, key)
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            producer.commit_transaction(60)
+        except BaseException:
+            try:
+                producer.abort_transaction(30)
+            except Exception:
+                log.exception("segments: aborting a transaction failed")
+            raise
+
+    def close(self) -> None:
+        self._producer.flush(10)
+
+
+def read_states(bootstrap: str, partitions: set[int]) -> list[dict[str, Any]]:
+    """Every ``cdp.segments.state`` record of ``partitions`` (committed ones), oldest first."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"{SEGMENTS_APP_ID}-load", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "logger": KAFKA_LOG,
+    })  # fmt: skip
+    records: list[dict[str, Any]] = []
+    try:
+        wanted = [TopicPartition(topics.SEGMENT_STATE, p, 0) for p in partitions]
+        if all(consumer.get_watermark_offsets(tp, timeout=10)[1] == 0 for tp in wanted):
+            return records
+        consumer.assign(wanted)
+        quiet_since = time.monotonic()
+        deadline = quiet_since + 300
+        while time.monotonic() - quiet_since < QUIET_SECONDS:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topics.SEGMENT_STATE} partitions {sorted(partitions)} did not go quiet")
+            messages = consumer.consume(10_000, 0.2)
+            for message in messages:
+                value = message.value()
+                if message.error() is None and value:
+                    records.append(orjson.loads(value))
+            if messages:
+                quiet_since = time.monotonic()
+    finally:
+        consumer.close()
+    return records
+
+
+class SegmentWorker:
+    def __init__(
+        self,
+        bootstrap: str,
+        warehouse: Warehouse,
+        *,
+        partitions: int,
+        replication: int = 1,
+        app_id: str = SEGMENTS_APP_ID,
+        worker_id: str = "0",
+        metrics: SegmentMetrics | None = None,
+        now: Callable[[], int] = now_micros,
+        batch: int = 2000,
+        linger: float = 0.02,
+        sweep_seconds: float = 0.5,
+        catalog_seconds: float = 2.0,
+        session_timeout: float = 6.0,
+    ) -> None:
+        self.processor = SegmentProcessor(SegmentCatalog(), now)
+        self._bootstrap = bootstrap
+        self._warehouse = warehouse
+        self._partitions = partitions
+        self._replication = replication
+        self._app_id = app_id
+        self._worker_id = worker_id
+        self._metrics = metrics
+        self._now = now
+        self._batch = batch
+        self._linger = linger
+        self._sweep_seconds = sweep_seconds
+        self._catalog_seconds = catalog_seconds
+        self._session_timeout = session_timeout
+        self._lock = asyncio.Lock()
+        self._app: faust.App | None = None
+        self._sender: TransactionalSender | None = None
+        self._owned: set[int] = set()
+        self._pending_loads: set[int] = set()
+        self._feeds: set[str] = set()
+        self._processed: dict[int, int] = {}  # cdp.profiles partition -> next offset
+        self._last_activity = time.monotonic()
+        self._watermarks: Consumer | None = None
+        self._evaluations_reported = 0
+        self.transitions_published = 0
+        self.profiles_loaded = 0
+        self.catalog_loaded = asyncio.Event()
+
+    # -- life cycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._sender = await asyncio.to_thread(
+            TransactionalSender, self._bootstrap, f"{self._app_id}-{self._worker_id}"
+        )
+        await self._refresh_catalog()
+        app = faust.App(
+            self._app_id,
+            broker=f"kafka://{self._bootstrap}",
+            store="memory://",
+            web_enabled=False,
+            broker_session_timeout=self._session_timeout,
+            topic_partitions=self._partitions,
+            topic_allow_declare=False,
+            consumer_auto_offset_reset="earliest",
+            stream_wait_empty=False,
+            loop=asyncio.get_running_loop(),
+        )
+        profiles = app.topic(topics.PROFILES, partitions=self._partitions, key_serializer="raw",
+                             value_serializer="raw")  # fmt: skip
+
+        @app.agent(profiles)
+        async def evaluate(stream: Any) -> None:  # faust's stub lacks take_events
+            async for batch in stream.take_events(self._batch, within=self._linger):
+                async with self._lock:
+                    await self._load_pending()
+                    outputs = []
+                    for event in batch:
+                        value = event.value
+                        if value:
+                            output = self.processor.profile(orjson.loads(value))
+                            if output is not None:
+                                outputs.append(output)
+                    await self._publish(outputs)
+                for event in batch:
+                    message = event.message
+                    self._processed[message.partition] = message.offset + 1
+                self._last_activity = time.monotonic()
+
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def on_assigned(_app: Any, assigned: set[Any], **_kwargs: Any) -> None:
+            self._reassign({tp.partition for tp in assigned if tp.topic == topics.PROFILES})
+
+        @app.timer(self._sweep_seconds)  # type: ignore[untyped-decorator]
+        async def sweep() -> None:
+            await self.sweep()
+
+        @app.timer(self._catalog_seconds)  # type: ignore[untyped-decorator]
+        async def follow_definitions() -> None:
+            await self._refresh_catalog()
+
+        @app.timer(5.0)  # type: ignore[untyped-decorator]
+        async def report() -> None:
+            await asyncio.to_thread(self._report_lag)
+
+        self._app = app
+        if self._metrics is not None:
+            self._metrics.consumer_lag.labels(self._app_id, topics.PROFILES).set(0)
+        await app.start()
+
+    def is_ready(self) -> bool:
+        app = self._app
+        return bool(app is not None and app.consumer.assignment() and not self._pending_loads)
+
+    async def drain(self, within: float = 30.0) -> bool:
+        """Wait until every profile version on the owned partitions is evaluated and published."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            lag = await asyncio.to_thread(self._lag)
+            if (
+                lag == 0
+                and time.monotonic() - self._last_activity >= QUIET_SECONDS
+                and not self._pending_loads
+            ):
+                return True
+            await asyncio.sleep(0.1)
+        log.warning("segments worker: inputs not fully processed after %.0f s", within)
+        return False
+
+    async def stop(self) -> None:
+        if self._app is not None:
+            await self._app.stop()
+            self._app = None
+        if self._sender is not None:
+            await asyncio.to_thread(self._sender.close)
+            self._sender = None
+        if self._watermarks is not None:
+            self._watermarks.close()
+            self._watermarks = None
+
+    # -- time and definitions -----------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Evaluate every profile whose recheck instant has come (time-based transitions)."""
+        async with self._lock:
+            await self._load_pending()
+            now = self._now()
+            outputs = []
+            for profile_id, due in self.processor.due(now):
+                output = self.processor.reevaluate(profile_id, Reason.TIME, due)
+                if self._metrics is not None:
+                    self._metrics.timer_delay.observe(max(0.0, (now - due) / 1e6))
+                if output is not None:
+                    outputs.append(output)
+            await self._publish(outputs)
+        self._update_sizes()
+
+    async def _refresh_catalog(self) -> None:
+        try:
+            catalog = await asyncio.to_thread(read_catalog, self._warehouse)
+        except Exception:
+            log.warning(
+                "segments: cannot read the segment definitions; keeping the current ones", exc_info=True
+            )
+            return
+        current = self.processor.catalog
+        if [(s.id, s.version) for s in catalog.all()] == [(s.id, s.version) for s in current.all()]:
+            self.catalog_loaded.set()
+            return
+        async with self._lock:
+            await self._ensure_feeds(catalog)
+            changed = self.processor.set_catalog(catalog)
+            log.info("segments: definitions changed: %s", ", ".join(changed))
+            await self._backfill(changed)
+        self.catalog_loaded.set()
+        self._update_sizes()
+
+    async def _backfill(self, changed: list[str]) -> None:
+        """Evaluate every known profile after ``changed`` segments appeared or changed (lock held)."""
+        ids = self.processor.profile_ids()
+        catalog = self.processor.catalog
+        versions = {sid: s.version for sid in changed if (s := catalog.get(sid)) is not None}
+        total = len(ids)
+        for start in range(0, max(total, 1), BACKFILL_CHUNK):
+            chunk = ids[start : start + BACKFILL_CHUNK]
+            outputs = [
+                o for pid in chunk if (o := self.processor.reevaluate(pid, Reason.BACKFILL)) is not None
+            ]
+            await self._publish(outputs)
+            done = min(total, start + len(chunk))
+            if self._metrics is not None:
+                for sid in versions:
+                    self._metrics.backfill_profiles.labels(sid).inc(len(chunk))
+                    self._metrics.backfill_remaining.labels(sid).set(total - done)
+            sizes = self.processor.members()
+            for sid, version in versions.items():
+                await asyncio.to_thread(
+                    record_backfill, self._warehouse, sid, version, self._worker_id, done, total,
+                    sizes.get(sid, 0), done >= total,
+                )  # fmt: skip
+            await asyncio.sleep(0)  # let the agent's fetches and the timers breathe
+
+    async def _ensure_feeds(self, catalog: SegmentCatalog) -> None:
+        missing = [
+            topics.segment_feed(sid) for sid in catalog.order if topics.segment_feed(sid) not in self._feeds
+        ]
+        if missing:
+            specs = [TopicSpec(name) for name in missing]
+            await asyncio.to_thread(
+                ensure_topics, self._bootstrap, specs, self._partitions, self._replication
+            )
+            self._feeds.update(missing)
+
+    # -- partitions ---------------------------------------------------------------------------------
+
+    def _reassign(self, mine: set[int]) -> None:
+        gone = self._owned - mine
+        if gone:
+            dropped = self.processor.forget(lambda pid: partition_of(pid, self._partitions) not in gone)
+            log.info("segments: partitions %s moved away (%d profiles dropped)", sorted(gone), dropped)
+        self._pending_loads = (self._pending_loads - gone) | (mine - self._owned)
+        self._owned = set(mine)
+
+    async def _load_pending(self) -> None:
+        """Load state and profiles of newly assigned partitions (lock held)."""
+        if not self._pending_loads:
+            return
+        partitions = set(self._pending_loads)
+        started = time.monotonic()
+        states, latest = await asyncio.to_thread(self._read_partitions, partitions)
+        for record in states:
+            self.processor.load_state(record)
+        outputs = [o for record in latest if (o := self.processor.profile(record, replay=True)) is not None]
+        await self._publish(outputs)
+        self._pending_loads -= partitions
+        self.profiles_loaded += len(latest)
+        log.info(
+            "segments: loaded %d states and %d profiles of partitions %s in %.1f s (%d transitions)",
+            len(states), len(latest), sorted(partitions), time.monotonic() - started,
+            sum(len(o.transitions) for o in outputs),
+        )  # fmt: skip
+        self._update_sizes()
+
+    def _read_partitions(self, partitions: set[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        db = self._warehouse.database
+        rows = self._warehouse.query_dicts(
+            f"SELECT segment_id, profile_id, member, activated, seq, activation_seq, segment_version, "
+            f"profile_version FROM {db}.segment_membership FINAL"
+        )
+        mine = [r for r in rows if partition_of(r["profile_id"], self._partitions) in partitions]
+        states = [*state_from_rows(mine).values(), *read_states(self._bootstrap, partitions)]
+        latest = list(read_latest_profiles(self._bootstrap, partitions).values())
+        return states, latest
+
+    # -- output -------------------------------------------------------------------------------------
+
+    async def _publish(self, outputs: list[Output]) -> None:
+        if not outputs:
+            return
+        records: list[tuple[str, bytes, bytes]] = []
+        for output in outputs:
+            key = output.profile_id.encode()
+            for transition in output.transitions:
+                value = orjson.dumps(transition_value(transition, output))
+                topic = (
+                    topics.segment_feed(transition.segment_id)
+                    if transition.activation
+                    else topics.SEGMENT_MEMBERSHIP
+                )
+                records.append((topic, key, value))
+            records.append((topics.SEGMENT_STATE, key, orjson.dumps(output.state)))
+        assert self._sender is not None
+        await asyncio.to_thread(self._sender.send, records)
+        self.transitions_published += sum(len(o.transitions) for o in outputs)
+        if self._metrics is not None:
+            self._count(outputs, self._metrics)
+
+    def _count(self, outputs: list[Output], metrics: SegmentMetrics) -> None:
+        published = time.time()
+        for output in outputs:
+            for t in output.transitions:
+                feed = "activation" if t.activation else "membership"
+                metrics.transitions.labels(t.segment_id, t.action, t.reason, feed).inc()
+            received = (output.cause or {}).get("receivedAt")
+            if isinstance(received, str):
+                try:
+                    accepted = datetime.fromisoformat(received).timestamp()
+                    metrics.transition_latency.observe(max(0.0, published - accepted))
+                except ValueError:
+                    pass
+
+    def _update_sizes(self) -> None:
+        if self._metrics is None:
+            return
+        for sid, count in self.processor.members().items():
+            self._metrics.members.labels(sid).set(count)
+        evaluated = self.processor.evaluations
+        self._metrics.evaluations.inc(evaluated - self._evaluations_reported)
+        self._evaluations_reported = evaluated
+
+    # -- lag ----------------------------------------------------------------------------------------
+
+    def _lag(self) -> int:
+        app = self._app
+        if app is None:
+            return 0
+        if self._watermarks is None:
+            self._watermarks = Consumer({
+                "bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG,
+            })  # fmt: skip
+        owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+        owned = [tp for tp in owned if tp.topic == topics.PROFILES]
+        committed = {c.partition: c.offset for c in self._watermarks.committed(owned, timeout=5)}
+        lag = 0
+        for tp in owned:
+            _low, high = self._watermarks.get_watermark_offsets(tp, timeout=5)
+            done = max(self._processed.get(tp.partition, 0), committed.get(tp.partition, 0))
+            lag += max(0, high - done)
+        return lag
+
+    def _report_lag(self) -> None:
+        if self._metrics is None:
+            return
+        try:
+            self._metrics.consumer_lag.labels(self._app_id, topics.PROFILES).set(self._lag())
+        except Exception:
+            log.debug("segments lag report failed", exc_info=True)
+        self._update_sizes()

@@ -1,0 +1,263 @@
+"""The segment processor's state and decisions, free of Kafka: profiles in, records out.
+
+Per profile it keeps what rules read (a compact copy of the latest ``cdp.profiles`` record), the
+membership state of every segment, the profile version that state reflects and the instant the
+profile must be evaluated again because time alone may change an answer (a timer).
+
+* **Profile changes** (a newer version on ``cdp.profiles``) evaluate every segment: reason ``event``.
+* **Timers**: ``due(now)`` gives the profiles whose recheck instant has come: reason ``time``.
+* **Definition changes**: ``set_catalog`` then ``reevaluate`` of every known profile: reason
+  ``backfill``.
+
+Every change of state yields an ``Output``: the transitions and the profile's new state record for
+``cdp.segments.state``. The adapter publishes both in one Kafka transaction, so the durable state
+and the published transitions never disagree, and a version at or below the one the state reflects
+is not evaluated again: a redelivered profile record cannot repeat a transition.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from services.identity.domain.event_time import to_iso
+from services.segments.domain.definition import SegmentCatalog
+from services.segments.domain.evaluate import ProfileView
+from services.segments.domain.membership import MemberState, Reason, Transition, reevaluate
+
+SCHEMA_VERSION = 1
+MEMBERSHIP, ACTIVATION = "membership", "activation"
+
+
+@dataclass(slots=True)
+class Output:
+    profile_id: str
+    transitions: list[Transition]
+    state: dict[str, Any]
+    """The profile's record for ``cdp.segments.state`` (its whole membership state)."""
+    at: int  # epoch microseconds of the evaluation
+    cause: Mapping[str, Any] | None = None
+    """``{messageId, receivedAt}`` of the event behind the profile version evaluated, if known."""
+    due: int | None = None  # the timer instant that triggered the evaluation (reason time)
+
+
+@dataclass(slots=True)
+class _Profile:
+    view: bytes | None  # compact JSON of what rules read; None: the id names no profile
+    version: int = 0  # the last profile version evaluated
+    seen: bool = False  # a profile record was applied (not only a loaded state)
+    states: dict[str, MemberState] = field(default_factory=dict)
+
+
+def _compact(record: Mapping[str, Any]) -> bytes:
+    snapshot = record.get("snapshot") or {}
+    return orjson.dumps({
+        "profileId": record["profileId"],
+        "traits": record.get("traits") or {},
+        "attributes": record.get("attributes") or {},
+        "snapshot": {"recent": snapshot.get("recent") or {}},
+    })  # fmt: skip
+
+
+class SegmentProcessor:
+    def __init__(self, catalog: SegmentCatalog, now: Callable[[], int]) -> None:
+        self._catalog = catalog
+        self._now = now
+        self._profiles: dict[str, _Profile] = {}
+        self._timers: list[tuple[int, str]] = []
+        self._due: dict[str, int] = {}
+        self._members: dict[str, int] = {}
+        self.evaluations = 0  # segment rules evaluated
+
+    @property
+    def catalog(self) -> SegmentCatalog:
+        return self._catalog
+
+    def set_catalog(self, catalog: SegmentCatalog) -> list[str]:
+        """Use ``catalog`` from now on; returns the ids of segments that are new or changed (or
+        gone), whose every profile must be evaluated again (``reevaluate`` with reason backfill)."""
+        old = self._catalog
+        changed = [s.id for s in catalog.all() if (o := old.get(s.id)) is None or o.version != s.version]
+        changed += [s.id for s in old.all() if s.id not in catalog]
+        self._catalog = catalog
+        return changed
+
+    def profile_ids(self) -> list[str]:
+        return list(self._profiles)
+
+    def members(self) -> dict[str, int]:
+        """Current members per segment among the profiles held here."""
+        return {sid: self._members.get(sid, 0) for sid in self._catalog.order}
+
+    def __len__(self) -> int:
+        return len(self._profiles)
+
+    # -- inputs -------------------------------------------------------------------------------------
+
+    def profile(self, record: Mapping[str, Any], *, replay: bool = False) -> Output | None:
+        """A ``cdp.profiles`` record. An older version than the one evaluated is ignored, and so is
+        the same version unless ``replay`` (a reload after a restart: time may have passed)."""
+        profile_id: str = record["profileId"]
+        version: int = record["version"]
+        current = self._profiles.get(profile_id)
+        if current is not None and (version < current.version or (version == current.version and not replay)):
+            return None
+        if current is None:
+            current = self._profiles[profile_id] = _Profile(None)
+        reason = Reason.EVENT if version > current.version else Reason.TIME
+        current.version, current.seen = version, True
+        current.view = _compact(record) if record.get("live") else None
+        cause = record.get("cause") if reason == Reason.EVENT else None
+        return self._evaluate(profile_id, current, reason, cause)
+
+    def due(self, now: int) -> list[tuple[str, int]]:
+        """Profiles whose recheck instant is at or before ``now``, with that instant."""
+        out = []
+        while self._timers and self._timers[0][0] <= now:
+            instant, profile_id = heapq.heappop(self._timers)
+            if self._due.get(profile_id) == instant:
+                del self._due[profile_id]
+                out.append((profile_id, instant))
+        return out
+
+    def reevaluate(self, profile_id: str, reason: str, due: int | None = None) -> Output | None:
+        current = self._profiles.get(profile_id)
+        if current is None or not current.seen:
+            return None
+        output = self._evaluate(profile_id, current, reason, None)
+        if output is not None:
+            output.due = due
+        return output
+
+    def next_due(self) -> int | None:
+        while self._timers and self._due.get(self._timers[0][1]) != self._timers[0][0]:
+            heapq.heappop(self._timers)
+        return self._timers[0][0] if self._timers else None
+
+    # -- durable state ------------------------------------------------------------------------------
+
+    def load_state(self, record: Mapping[str, Any]) -> None:
+        """A ``cdp.segments.state`` record (or one rebuilt from the warehouse). For each segment the
+        state with more transitions wins, so a stale copy never rolls a newer one back."""
+        profile_id: str = record["profileId"]
+        current = self._profiles.get(profile_id)
+        if current is None:
+            current = self._profiles[profile_id] = _Profile(None)
+        current.version = max(current.version, int(record.get("profileVersion") or 0))
+        for segment_id, value in (record.get("segments") or {}).items():
+            loaded = MemberState.from_list(value)
+            mine = current.states.get(segment_id)
+            if mine is None or loaded.seq + loaded.activation_seq > mine.seq + mine.activation_seq:
+                if mine is not None and mine.member:
+                    self._members[segment_id] = self._members.get(segment_id, 0) - 1
+                current.states[segment_id] = loaded
+                if loaded.member:
+                    self._members[segment_id] = self._members.get(segment_id, 0) + 1
+
+    def forget(self, keep: Callable[[str], bool]) -> int:
+        """Drop every profile for which ``keep`` is false (its partition moved to another worker)."""
+        gone = [pid for pid in self._profiles if not keep(pid)]
+        for profile_id in gone:
+            for segment_id, state in self._profiles.pop(profile_id).states.items():
+                if state.member:
+                    self._members[segment_id] = self._members.get(segment_id, 0) - 1
+            self._due.pop(profile_id, None)
+        return len(gone)
+
+    # -- evaluation ---------------------------------------------------------------------------------
+
+    def _evaluate(
+        self, profile_id: str, current: _Profile, reason: str, cause: Mapping[str, Any] | None
+    ) -> Output | None:
+        now = self._now()
+        view = None if current.view is None else ProfileView.from_record(orjson.loads(current.view))
+        before = {sid: s.member for sid, s in current.states.items()}
+        evaluation = reevaluate(self._catalog, profile_id, view, current.states, now, reason)
+        self.evaluations += len(self._catalog)
+        self._schedule(profile_id, evaluation.recheck)
+        if not evaluation.transitions:
+            return None
+        for transition in evaluation.transitions:
+            if not transition.activation:
+                was = before.get(transition.segment_id, False)
+                delta = (transition.action == "entered") - was
+                self._members[transition.segment_id] = self._members.get(transition.segment_id, 0) + delta
+                before[transition.segment_id] = transition.action == "entered"
+        state = state_record(profile_id, current.version, current.states, now)
+        return Output(profile_id, evaluation.transitions, state, now, cause)
+
+    def _schedule(self, profile_id: str, instant: int | None) -> None:
+        if instant is None:
+            self._due.pop(profile_id, None)
+            return
+        if self._due.get(profile_id) == instant:
+            return
+        self._due[profile_id] = instant
+        heapq.heappush(self._timers, (instant, profile_id))
+
+
+# -- records ----------------------------------------------------------------------------------------
+
+
+def state_record(
+    profile_id: str, profile_version: int, states: Mapping[str, MemberState], at: int
+) -> dict[str, Any]:
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "profileId": profile_id,
+        "profileVersion": profile_version,
+        "at": to_iso(at),
+        "segments": {sid: states[sid].to_list() for sid in sorted(states)},
+    }
+
+
+def transition_value(transition: Transition, output: Output) -> dict[str, Any]:
+    """The JSON of one transition, the same on ``cdp.segments.membership`` and the feeds."""
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "segmentId": transition.segment_id,
+        "segmentVersion": transition.segment_version,
+        "profileId": transition.profile_id,
+        "action": transition.action,
+        "reason": transition.reason,
+        "at": to_iso(output.at),
+        "seq": transition.seq,
+        "feed": ACTIVATION if transition.activation else MEMBERSHIP,
+        "traits": dict(transition.exposed),
+        "cause": dict(output.cause) if output.cause else None,
+    }
+
+
+def membership_rows(value: bytes) -> list[bytes]:
+    """One ``segment_membership`` row per segment of a ``cdp.segments.state`` record."""
+    record = orjson.loads(value)
+    rows = []
+    for segment_id, state in (record.get("segments") or {}).items():
+        member, activated, seq, activation_seq, segment_version = state
+        rows.append(orjson.dumps({
+            "segmentId": segment_id, "profileId": record["profileId"], "member": member,
+            "activated": activated, "seq": seq, "activationSeq": activation_seq,
+            "segmentVersion": segment_version, "profileVersion": record.get("profileVersion", 0),
+            "at": record.get("at"),
+        }))  # fmt: skip
+    return rows
+
+
+def state_from_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``cdp.segments.state`` records rebuilt from ``segment_membership`` rows (a restart on a
+    broker that kept nothing)."""
+    records: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        record = records.setdefault(
+            row["profile_id"], {"profileId": row["profile_id"], "profileVersion": 0, "segments": {}}
+        )
+        record["profileVersion"] = max(record["profileVersion"], int(row["profile_version"]))
+        record["segments"][row["segment_id"]] = [
+            bool(row["member"]), bool(row["activated"]), int(row["seq"]), int(row["activation_seq"]),
+            int(row["segment_version"]),
+        ]  # fmt: skip
+    return records
