@@ -117,9 +117,12 @@ def parse_definition(data: object) -> SegmentDefinition:
 def load_documents(text: str, source: str = "document") -> list[SegmentDefinition]:
     """One definition, a list of them, or ``{segments: [...]}``, in YAML or JSON (YAML reads both)."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DefinitionError([f"{source}: not valid YAML or JSON: {exc}"]) from None
+        data = orjson.loads(text)  # JSON first: YAML refuses e.g. tab-indented JSON
+    except orjson.JSONDecodeError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise DefinitionError([f"{source}: not valid YAML or JSON: {exc}"]) from None
     if isinstance(data, Mapping) and "segments" in data and "rule" not in data:
         data = data["segments"]
     items = data if isinstance(data, list) else [data]

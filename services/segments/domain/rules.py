@@ -209,8 +209,8 @@ def _event(data: Mapping[str, Any], path: str) -> EventCondition | NotFollowedBy
         largest = max(value) if isinstance(value, list) else value
         if not all(isinstance(v, int) for v in (value if isinstance(value, list) else [value])):
             raise RuleError(f"{path}.value", "an event count must be a whole number")
-        # "count <= N" or "!= N" needs up to N + 1 occurrences to be decided exactly.
-        if largest + (op in ("<=", ">", "!=", "between")) > RECENT_PER_EVENT:
+        # "count = N", "<= N" or "!= N" needs up to N + 1 occurrences to be decided exactly.
+        if largest + (op in ("=", "<=", ">", "!=", "between")) > RECENT_PER_EVENT:
             raise RuleError(
                 f"{path}.value",
                 f"profiles keep the latest {RECENT_PER_EVENT} occurrences of each event, so counts "

@@ -2,15 +2,19 @@
 
 * **Input.** A faust agent reads ``cdp.profiles`` (keyed by profile id) in batches; every newer
   profile version is evaluated against every segment.
-* **Outputs, atomically.** The transitions of a batch (``cdp.segments.membership`` and the feeds
+* **Outputs.** The transitions of a batch (``cdp.segments.membership`` and the feeds
   ``cdp.segment.<id>``) and the changed profiles' state records (``cdp.segments.state``, compacted)
-  are produced in one Kafka transaction. Subscribers read committed records only (librdkafka's
-  default), so a crash before the commit shows them nothing and the batch is simply done again.
-* **Restart and rebalance.** A worker assigned a partition loads its membership state, from the
-  warehouse (``segment_membership``: what survived a broker that keeps nothing) overlaid with the
-  state topic (newer), then the partition's latest profiles from ``cdp.profiles``, and evaluates
-  them once (what time changed while nobody watched). Redelivered profile versions at or below the
-  version a state reflects are skipped, so no transition is published twice.
+  are produced with the idempotent producer and acknowledged before faust commits the batch.
+* **Exactly one transition per change, across crashes.** Every transition carries its number
+  (``seq``) per segment, profile and feed. A worker assigned a partition restores its state from the
+  warehouse (``segment_membership``: what survived a broker that keeps nothing), the state topic
+  (newer) and the tail of the transition topics (a crash can publish a batch's transitions without
+  its state records), keeping the highest number for each flag; then it loads the partition's latest
+  profiles from ``cdp.profiles`` and evaluates them once (what time changed while nobody watched).
+  A redelivered profile version at or below the one a state reflects is skipped, and a transition
+  already published is never decided again, so none is published twice and none is lost.
+  (Kafka transactions would do the same on Apache Kafka, but Tansu makes a killed producer's open
+  transaction visible instead of aborting it; this design is correct on both.)
 * **Time.** A sweep every ``sweep_seconds`` evaluates the profiles whose recheck instant has come.
 * **Definitions** are polled from the warehouse; a new or changed segment is evaluated over every
   profile in chunks (backfill), with progress in ``segment_backfills`` and the metrics.
@@ -23,18 +27,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import faust
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
 from schemas.topics import TopicSpec
 from services.core.kafka.admin import ensure_topics
-from services.core.kafka.producer import KAFKA_LOG, producer_config
+from services.core.kafka.producer import KAFKA_LOG, AsyncProducer
 from services.core.metrics import SegmentMetrics
 from services.core.warehouse.port import Warehouse
 from services.identity.streaming.kafka_worker import QUIET_SECONDS, read_latest_profiles
@@ -53,65 +57,34 @@ log = logging.getLogger(__name__)
 
 SEGMENTS_APP_ID = "cdp-segments"
 BACKFILL_CHUNK = 2000
+# Transitions re-read at a restart, per partition and topic, beyond what the state topic says: more
+# than one batch can publish (batch size x segments x 2 flags).
+TRANSITION_TAIL = 100_000
 
 
 def now_micros() -> int:
     return time.time_ns() // 1000
 
 
-class TransactionalSender:
-    """One transactional producer: ``send`` publishes a list of records all or nothing."""
-
-    def __init__(self, bootstrap: str, transactional_id: str, timeout_ms: int = 10_000) -> None:
-        self._producer = Producer(
-            producer_config(
-                bootstrap, **{"transactional.id": transactional_id, "transaction.timeout.ms": timeout_ms,
-                              "message.timeout.ms": timeout_ms,
-                              "linger.ms": 2}
-            )
-        )  # fmt: skip
-        self._producer.init_transactions(30)
-
-    def send(self, records: Sequence[tuple[str, bytes, bytes]]) -> None:
-        producer = self._producer
-        producer.begin_transaction()
-        try:
-            for topic, key, value in records:
-                while True:
-                    try:
-                        producer.produce(topic, value, key)
-                        break
-                    except BufferError:
-                        producer.poll(0.05)
-            producer.commit_transaction(60)
-        except BaseException:
-            try:
-                producer.abort_transaction(30)
-            except Exception:
-                log.exception("segments: aborting a transaction failed")
-            raise
-
-    def close(self) -> None:
-        self._producer.flush(10)
-
-
-def read_states(bootstrap: str, partitions: set[int]) -> list[dict[str, Any]]:
-    """Every ``cdp.segments.state`` record of ``partitions`` (committed ones), oldest first."""
+def read_records(
+    bootstrap: str, starts: dict[tuple[str, int], int], *, committed_only: bool = True
+) -> list[dict[str, Any]]:
+    """The JSON records of the given topic partitions from the given offsets, read until they stay
+    quiet (end offsets are only a lower bound on some brokers)."""
+    records: list[dict[str, Any]] = []
+    if not starts:
+        return records
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"{SEGMENTS_APP_ID}-load", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "logger": KAFKA_LOG,
+        "isolation.level": "read_committed" if committed_only else "read_uncommitted", "logger": KAFKA_LOG,
     })  # fmt: skip
-    records: list[dict[str, Any]] = []
     try:
-        wanted = [TopicPartition(topics.SEGMENT_STATE, p, 0) for p in partitions]
-        if all(consumer.get_watermark_offsets(tp, timeout=10)[1] == 0 for tp in wanted):
-            return records
-        consumer.assign(wanted)
+        consumer.assign([TopicPartition(topic, p, offset) for (topic, p), offset in starts.items()])
         quiet_since = time.monotonic()
         deadline = quiet_since + 300
         while time.monotonic() - quiet_since < QUIET_SECONDS:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{topics.SEGMENT_STATE} partitions {sorted(partitions)} did not go quiet")
+                raise TimeoutError(f"partitions {sorted(starts)} did not go quiet")
             messages = consumer.consume(10_000, 0.2)
             for message in messages:
                 value = message.value()
@@ -122,6 +95,29 @@ def read_states(bootstrap: str, partitions: set[int]) -> list[dict[str, Any]]:
     finally:
         consumer.close()
     return records
+
+
+def start_offsets(
+    bootstrap: str, names: list[str], partitions: set[int], tail: int | None
+) -> dict[tuple[str, int], int]:
+    """Where to start reading ``names``' ``partitions``: 0, or ``tail`` records before the end.
+    Empty partitions (an end offset of 0 is exact) are left out."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"{SEGMENTS_APP_ID}-load", "logger": KAFKA_LOG}
+    )
+    try:
+        existing = consumer.list_topics(timeout=10).topics
+        starts = {}
+        for name in names:
+            if name not in existing:
+                continue
+            for p in partitions:
+                high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
+                if high > 0:
+                    starts[(name, p)] = 0 if tail is None else max(0, high - tail)
+        return starts
+    finally:
+        consumer.close()
 
 
 class SegmentWorker:
@@ -158,7 +154,7 @@ class SegmentWorker:
         self._session_timeout = session_timeout
         self._lock = asyncio.Lock()
         self._app: faust.App | None = None
-        self._sender: TransactionalSender | None = None
+        self._producer: AsyncProducer | None = None
         self._owned: set[int] = set()
         self._pending_loads: set[int] = set()
         self._feeds: set[str] = set()
@@ -173,9 +169,7 @@ class SegmentWorker:
     # -- life cycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._sender = await asyncio.to_thread(
-            TransactionalSender, self._bootstrap, f"{self._app_id}-{self._worker_id}"
-        )
+        self._producer = AsyncProducer(self._bootstrap, **{"linger.ms": 2})
         await self._refresh_catalog()
         app = faust.App(
             self._app_id,
@@ -254,9 +248,9 @@ class SegmentWorker:
         if self._app is not None:
             await self._app.stop()
             self._app = None
-        if self._sender is not None:
-            await asyncio.to_thread(self._sender.close)
-            self._sender = None
+        if self._producer is not None:
+            await asyncio.to_thread(self._producer.close)
+            self._producer = None
         if self._watermarks is not None:
             self._watermarks.close()
             self._watermarks = None
@@ -350,30 +344,42 @@ class SegmentWorker:
             return
         partitions = set(self._pending_loads)
         started = time.monotonic()
-        states, latest = await asyncio.to_thread(self._read_partitions, partitions)
+        states, transitions, latest = await asyncio.to_thread(self._read_partitions, partitions)
         for record in states:
             self.processor.load_state(record)
+        for record in transitions:
+            self.processor.load_transition(record)
         outputs = [o for record in latest if (o := self.processor.profile(record, replay=True)) is not None]
         await self._publish(outputs)
         self._pending_loads -= partitions
         self.profiles_loaded += len(latest)
         log.info(
-            "segments: loaded %d states and %d profiles of partitions %s in %.1f s (%d transitions)",
-            len(states), len(latest), sorted(partitions), time.monotonic() - started,
+            "segments: loaded %d states, %d recent transitions and %d profiles of partitions %s in %.1f s "
+            "(%d transitions since)",
+            len(states), len(transitions), len(latest), sorted(partitions), time.monotonic() - started,
             sum(len(o.transitions) for o in outputs),
         )  # fmt: skip
         self._update_sizes()
 
-    def _read_partitions(self, partitions: set[int]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _read_partitions(
+        self, partitions: set[int]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         db = self._warehouse.database
         rows = self._warehouse.query_dicts(
             f"SELECT segment_id, profile_id, member, activated, seq, activation_seq, segment_version, "
             f"profile_version FROM {db}.segment_membership FINAL"
         )
         mine = [r for r in rows if partition_of(r["profile_id"], self._partitions) in partitions]
-        states = [*state_from_rows(mine).values(), *read_states(self._bootstrap, partitions)]
+        state_starts = start_offsets(self._bootstrap, [topics.SEGMENT_STATE], partitions, None)
+        states = [*state_from_rows(mine).values(), *read_records(self._bootstrap, state_starts)]
+        outputs = [
+            topics.SEGMENT_MEMBERSHIP,
+            *(topics.segment_feed(sid) for sid in self.processor.catalog.order),
+        ]
+        tails = start_offsets(self._bootstrap, outputs, partitions, TRANSITION_TAIL)
+        transitions = read_records(self._bootstrap, tails)
         latest = list(read_latest_profiles(self._bootstrap, partitions).values())
-        return states, latest
+        return states, transitions, latest
 
     # -- output -------------------------------------------------------------------------------------
 
@@ -392,8 +398,8 @@ class SegmentWorker:
                 )
                 records.append((topic, key, value))
             records.append((topics.SEGMENT_STATE, key, orjson.dumps(output.state)))
-        assert self._sender is not None
-        await asyncio.to_thread(self._sender.send, records)
+        assert self._producer is not None
+        await self._producer.send(records)
         self.transitions_published += sum(len(o.transitions) for o in outputs)
         if self._metrics is not None:
             self._count(outputs, self._metrics)

@@ -141,22 +141,44 @@ class SegmentProcessor:
     # -- durable state ------------------------------------------------------------------------------
 
     def load_state(self, record: Mapping[str, Any]) -> None:
-        """A ``cdp.segments.state`` record (or one rebuilt from the warehouse). For each segment the
-        state with more transitions wins, so a stale copy never rolls a newer one back."""
-        profile_id: str = record["profileId"]
-        current = self._profiles.get(profile_id)
-        if current is None:
-            current = self._profiles[profile_id] = _Profile(None)
+        """A ``cdp.segments.state`` record (or one rebuilt from the warehouse). Each flag keeps the
+        copy with more transitions, so a stale copy never rolls a newer one back."""
+        current = self._holder(record["profileId"])
         current.version = max(current.version, int(record.get("profileVersion") or 0))
         for segment_id, value in (record.get("segments") or {}).items():
             loaded = MemberState.from_list(value)
-            mine = current.states.get(segment_id)
-            if mine is None or loaded.seq + loaded.activation_seq > mine.seq + mine.activation_seq:
-                if mine is not None and mine.member:
-                    self._members[segment_id] = self._members.get(segment_id, 0) - 1
-                current.states[segment_id] = loaded
-                if loaded.member:
-                    self._members[segment_id] = self._members.get(segment_id, 0) + 1
+            self._join(current, segment_id, loaded.member, loaded.seq, activation=False)
+            self._join(current, segment_id, loaded.activated, loaded.activation_seq, activation=True)
+            state = current.states[segment_id]
+            state.segment_version = max(state.segment_version, loaded.segment_version)
+
+    def load_transition(self, record: Mapping[str, Any]) -> None:
+        """A published transition (``cdp.segments.membership`` or a feed): it counts even if the
+        state record of its batch never made it (a crash between the two)."""
+        current = self._holder(record["profileId"])
+        activation = record.get("feed") == ACTIVATION
+        self._join(
+            current, record["segmentId"], record["action"] == "entered", int(record["seq"]), activation
+        )
+
+    def _holder(self, profile_id: str) -> _Profile:
+        current = self._profiles.get(profile_id)
+        if current is None:
+            current = self._profiles[profile_id] = _Profile(None)
+        return current
+
+    def _join(self, current: _Profile, segment_id: str, flag: bool, seq: int, activation: bool) -> None:
+        state = current.states.get(segment_id)
+        if state is None:
+            state = current.states[segment_id] = MemberState()
+        if activation:
+            if seq > state.activation_seq:
+                state.activated, state.activation_seq = flag, seq
+            return
+        if seq > state.seq:
+            delta = int(flag) - int(state.member)
+            state.member, state.seq = flag, seq
+            self._members[segment_id] = self._members.get(segment_id, 0) + delta
 
     def forget(self, keep: Callable[[str], bool]) -> int:
         """Drop every profile for which ``keep`` is false (its partition moved to another worker)."""
