@@ -9,8 +9,9 @@
   (``seq``) per segment, profile and feed. A worker assigned a partition restores its state from the
   warehouse (``segment_membership``: what survived a broker that keeps nothing), the state topic
   (newer) and the tail of the transition topics (a crash can publish a batch's transitions without
-  its state records), keeping the highest number for each flag; then it loads the partition's latest
-  profiles from ``cdp.profiles`` and evaluates them once (what time changed while nobody watched).
+  its state records), keeping the highest number for each flag; then it loads, per profile, the
+  latest ``cdp.profiles`` record before the group's committed offset and evaluates it once (what
+  time changed while nobody watched); later versions reach the agent in order.
   A redelivered profile version at or below the one a state reflects is skipped, and a transition
   already published is never decided again, so none is published twice and none is lost.
   (Kafka transactions would do the same on Apache Kafka, but Tansu makes a killed producer's open
@@ -41,7 +42,7 @@ from services.core.kafka.admin import ensure_topics
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer
 from services.core.metrics import SegmentMetrics
 from services.core.warehouse.port import Warehouse
-from services.identity.streaming.kafka_worker import QUIET_SECONDS, read_latest_profiles
+from services.identity.streaming.kafka_worker import QUIET_SECONDS
 from services.identity.streaming.simulation import partition_of
 from services.segments.domain.definition import SegmentCatalog
 from services.segments.domain.membership import Reason
@@ -67,10 +68,15 @@ def now_micros() -> int:
 
 
 def read_records(
-    bootstrap: str, starts: dict[tuple[str, int], int], *, committed_only: bool = True
+    bootstrap: str,
+    starts: dict[tuple[str, int], int],
+    *,
+    committed_only: bool = True,
+    with_offsets: bool = False,
 ) -> list[dict[str, Any]]:
     """The JSON records of the given topic partitions from the given offsets, read until they stay
-    quiet (end offsets are only a lower bound on some brokers)."""
+    quiet (end offsets are only a lower bound on some brokers). ``with_offsets``: each as
+    ``{partition, offset, value}``."""
     records: list[dict[str, Any]] = []
     if not starts:
         return records
@@ -89,7 +95,14 @@ def read_records(
             for message in messages:
                 value = message.value()
                 if message.error() is None and value:
-                    records.append(orjson.loads(value))
+                    record = orjson.loads(value)
+                    if with_offsets:
+                        record = {
+                            "partition": message.partition(),
+                            "offset": message.offset(),
+                            "value": record,
+                        }
+                    records.append(record)
             if messages:
                 quiet_since = time.monotonic()
     finally:
@@ -378,8 +391,30 @@ class SegmentWorker:
         ]
         tails = start_offsets(self._bootstrap, outputs, partitions, TRANSITION_TAIL)
         transitions = read_records(self._bootstrap, tails)
-        latest = list(read_latest_profiles(self._bootstrap, partitions).values())
+        latest = self._processed_profiles(partitions)
         return states, transitions, latest
+
+    def _processed_profiles(self, partitions: set[int]) -> list[dict[str, Any]]:
+        """The latest ``cdp.profiles`` record per profile *before* the group's committed offsets:
+        what the previous owner already evaluated. Later records reach the agent in order, so every
+        intermediate version is evaluated, as it would have been without the restart."""
+        consumer = Consumer(
+            {"bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG}
+        )
+        try:
+            wanted = [TopicPartition(topics.PROFILES, p) for p in partitions]
+            bounds = {
+                tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10) if tp.offset > 0
+            }
+        finally:
+            consumer.close()
+        latest: dict[str, dict[str, Any]] = {}
+        starts = {(topics.PROFILES, p): 0 for p in bounds}
+        for record in read_records(self._bootstrap, starts, with_offsets=True):
+            partition, offset, value = record["partition"], record["offset"], record["value"]
+            if offset < bounds[partition]:
+                latest[value["profileId"]] = value
+        return list(latest.values())
 
     # -- output -------------------------------------------------------------------------------------
 
