@@ -14,7 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from services.core.kafka.broker import free_port
-from tests.bench import identity_graph, identity_pipeline, ingest, profile_fold, profile_lookup
+from tests.bench import (
+    identity_graph,
+    identity_pipeline,
+    ingest,
+    profile_fold,
+    profile_lookup,
+    segment_latency,
+)
 from tests.e2e.cdp_process import CdpProcess
 
 RESULTS = Path("bench-results.json")
@@ -33,6 +40,16 @@ def main() -> None:
         try:
             with console.status("ingest: POST /v1/batch -> Kafka..."):
                 results: list[dict[str, object]] = [ingest.run(cdp, rounds=args.rounds)]
+        finally:
+            cdp.stop()
+        cdp = CdpProcess(Path(tmp) / "segments", free_port(), free_port(), free_port(), "bench-key")
+        with console.status("starting cdp up for the segment latency benchmark..."):
+            cdp.start()
+        try:
+            with console.status(
+                "segments: HTTP event -> membership transition on Kafka at 1,000 and 5,000 events/s..."
+            ):
+                results.append(segment_latency.run(cdp))
         finally:
             cdp.stop()
     with console.status("identity graph: observe throughput and memory per identifier..."):
@@ -99,6 +116,25 @@ def _rows(results: list[dict[str, object]]) -> list[tuple[str, str, str, str]]:
         f"{'[green]' if ok else '[red]'}p99 < {lookup['floor_p99_ms']} ms",
         str(lookup["description"]),
     ))  # fmt: skip
+    segments = by_name["segment_latency"]
+    for r in segments["rounds"]:  # type: ignore[attr-defined]
+        at_floor = r["rate_events_per_s"] == 1000
+        p99 = r["p99_s"]
+        ok = p99 is not None and (not at_floor or p99 < float(segments["floor_p99_s_at_1000"]))  # type: ignore[arg-type]
+        shown = (
+            "no transitions received"
+            if p99 is None
+            else (
+                f"p50 {r['p50_s'] * 1000:,.0f} ms  p99 {p99 * 1000:,.0f} ms "
+                f"({r['probes_received']}/{r['probes_sent']} probes)"
+            )
+        )
+        rows.append((
+            f"event -> segment transition at {r['rate_events_per_s']:,}/s",
+            shown,
+            f"{'[green]' if ok else '[red]'}p99 < {segments['floor_p99_s_at_1000']} s" if at_floor else "",
+            str(segments["description"]) if at_floor else "",
+        ))  # fmt: skip
     pipeline = by_name["identity_pipeline"]
     one = pipeline["events_per_s_1_worker_median"]
     two = pipeline["events_per_s_2_workers_median"]

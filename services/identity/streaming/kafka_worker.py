@@ -35,6 +35,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
 from services.core.kafka.batches import ndjson_batches, split_lines
+from services.core.kafka.faust_fetch import shorten_fetch_wait
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer, PartitionedRecord, Record
 from services.core.metrics import IdentityMetrics
 from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
@@ -205,6 +206,7 @@ class IdentityWorker:
         return self._forwarder.forwarded
 
     async def start(self) -> None:
+        shorten_fetch_wait()
         app = faust.App(
             self._app_id,
             broker=f"kafka://{self._bootstrap}",

@@ -39,6 +39,7 @@ from confluent_kafka import Consumer, TopicPartition
 from schemas import topics
 from schemas.topics import TopicSpec
 from services.core.kafka.admin import ensure_topics
+from services.core.kafka.faust_fetch import shorten_fetch_wait
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer
 from services.core.metrics import SegmentMetrics
 from services.core.warehouse.port import Warehouse
@@ -184,6 +185,7 @@ class SegmentWorker:
     async def start(self) -> None:
         self._producer = AsyncProducer(self._bootstrap, **{"linger.ms": 2})
         await self._refresh_catalog()
+        shorten_fetch_wait()
         app = faust.App(
             self._app_id,
             broker=f"kafka://{self._bootstrap}",
