@@ -82,7 +82,11 @@ def send(cdp: CdpProcess, events: list[dict[str, Any]]) -> None:
 
 def test_a_bad_definition_is_refused_with_its_path_and_changes_nothing(platform: CdpProcess) -> None:
     before = platform.admin("GET", "/api/v1/segments").json()["segments"]
-    bad = {"id": "broken", "name": "Broken", "rule": {"all": [{"event": "Order Completed", "within": "3 months"}]}}
+    bad = {
+        "id": "broken",
+        "name": "Broken",
+        "rule": {"all": [{"event": "Order Completed", "within": "3 months"}]},
+    }
     response = platform.admin("POST", "/api/v1/segments", content=orjson.dumps(bad))
     assert response.status_code == 400
     assert any(p.startswith("rule.all[0].within: ") for p in response.json()["problems"]), response.text
@@ -223,7 +227,9 @@ def test_kill_9_of_the_segment_processor_loses_and_repeats_no_transition(platfor
     try:
         records = wait_for(finished, timeout=120, interval=2.0)
     except AssertionError:
-        records = [r for r in read_all(platform.bootstrap, topics.SEGMENT_MEMBERSHIP) if r["segmentId"] == segment]
+        records = [
+            r for r in read_all(platform.bootstrap, topics.SEGMENT_MEMBERSHIP) if r["segmentId"] == segment
+        ]
         summary: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
         for r in records:
             summary[r["profileId"]].append((r["seq"], r["action"], r["reason"]))
