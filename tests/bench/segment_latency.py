@@ -5,15 +5,14 @@ plus one benchmark segment) receives steady traffic at a target rate: shop event
 customers, and 20 times a second a probe, an ``identify`` of a new customer with ``plan: gold``,
 which enters the benchmark segment. A consumer on ``cdp.segments.membership`` matches each entry to
 its probe by the ``cause.messageId`` the transition carries; the latency is from just before the
-probe's POST to the consumer receiving the transition (the whole path: HTTP, ingest, Kafka,
-identity graph and fold, profile topic, segment evaluation, membership topic).
+probe's POST to the transition's Kafka timestamp (when the segment processor produced it): the whole
+path of HTTP, ingest, Kafka, identity graph and fold, profile topic and segment evaluation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import threading
 import time
 import uuid
 from typing import Any
@@ -38,42 +37,39 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-class _Receiver(threading.Thread):
-    """Consumes the membership topic and notes when each transition of ``segment`` arrived."""
-
-    def __init__(self, bootstrap: str, segment: str) -> None:
-        super().__init__(daemon=True)
-        self.segment = segment
-        self.arrivals: dict[str, float] = {}  # cause messageId -> arrival time
-        self.stop = threading.Event()
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                                   "enable.auto.commit": False, "fetch.wait.max.ms": 10})  # fmt: skip
-        metadata = self._consumer.list_topics(topics.SEGMENT_MEMBERSHIP, timeout=10)
+def _arrivals(bootstrap: str, segment: str) -> dict[str, float]:
+    """cause messageId -> Kafka timestamp (the processor's produce time, in seconds) of every
+    ``entered`` transition of ``segment``, read from the start of the membership topic."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
+                         "enable.auto.commit": False})  # fmt: skip
+    arrivals: dict[str, float] = {}
+    try:
+        metadata = consumer.list_topics(topics.SEGMENT_MEMBERSHIP, timeout=10)
         partitions = metadata.topics[topics.SEGMENT_MEMBERSHIP].partitions
-        self._consumer.assign([TopicPartition(topics.SEGMENT_MEMBERSHIP, p, 0) for p in partitions])
+        consumer.assign([TopicPartition(topics.SEGMENT_MEMBERSHIP, p, 0) for p in partitions])
+        last = time.monotonic()
+        while time.monotonic() - last < 1.0:
+            for message in consumer.consume(10_000, 0.2):
+                last = time.monotonic()
+                if message.error() is not None or not message.value():
+                    continue
+                record = orjson.loads(message.value())
+                cause = record.get("cause") or {}
+                if record["segmentId"] == segment and record["action"] == "entered" and cause:
+                    arrivals.setdefault(cause["messageId"], message.timestamp()[1] / 1000)
+    finally:
+        consumer.close()
+    return arrivals
 
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                for message in self._consumer.consume(1000, 0.05):
-                    arrived = time.time()
-                    if message.error() is not None or not message.value():
-                        continue
-                    record = orjson.loads(message.value())
-                    cause = record.get("cause") or {}
-                    if record["segmentId"] == self.segment and record["action"] == "entered" and cause:
-                        self.arrivals.setdefault(cause["messageId"], arrived)
-        finally:
-            self._consumer.close()
 
-
-async def _drive(cdp: CdpProcess, rate: int, seconds: float, run: str) -> dict[str, float]:
-    """Send ``rate`` events/s for ``seconds``; returns probe messageId -> time just before its POST."""
+async def _drive(cdp: CdpProcess, rate: int, seconds: float, run: str) -> tuple[dict[str, float], list[int]]:
+    """Send ``rate`` events/s for ``seconds``; returns probe messageId -> time just before its POST
+    (probes of accepted requests only) and the status codes of refused requests."""
     per_tick = max(1, round(rate * TICK))
     sent: dict[str, float] = {}
     n = 0
     async with httpx.AsyncClient(base_url=cdp.url, auth=(cdp.write_key, ""), timeout=30) as client:
-        pending: set[asyncio.Task[Any]] = set()
+        requests: list[tuple[list[str], asyncio.Task[Any]]] = []
         start = time.monotonic()
         tick = 0
         while time.monotonic() - start < seconds:
@@ -93,14 +89,19 @@ async def _drive(cdp: CdpProcess, rate: int, seconds: float, run: str) -> dict[s
             now = time.time()
             for probe in probes:
                 sent[probe] = now
-            pending.add(asyncio.create_task(client.post("/v1/batch", content=body,
-                                                        headers={"Content-Type": "application/json"})))  # fmt: skip
-            pending = {t for t in pending if not t.done()}
+            task = asyncio.create_task(client.post("/v1/batch", content=body,
+                                                   headers={"Content-Type": "application/json"}))  # fmt: skip
+            requests.append((probes, task))
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * TICK - time.monotonic()))
-        for response in await asyncio.gather(*pending):
-            response.raise_for_status()
-    return sent
+        refused = []
+        for probes, task in requests:
+            response = await task
+            if response.status_code != 200:
+                refused.append(response.status_code)
+                for probe in probes:
+                    sent.pop(probe, None)
+    return sent, refused
 
 
 def _round(cdp: CdpProcess, rate: int, seconds: float) -> dict[str, Any]:
@@ -115,22 +116,22 @@ def _round(cdp: CdpProcess, rate: int, seconds: float) -> dict[str, Any]:
     response.raise_for_status()
     wait_for(lambda: (cdp.admin("GET", f"/api/v1/segments/{segment}").json().get("backfill") or {}).get("done"),
              timeout=60)  # fmt: skip
-    receiver = _Receiver(cdp.bootstrap, segment)
-    receiver.start()
     # Warm-up at the same rate, not measured: every consumer group has joined, caches are warm.
-    warm = asyncio.run(_drive(cdp, rate, WARM_UP, f"{run}w"))
-    wait_for(lambda: all(m in receiver.arrivals for m in warm), timeout=60)
-    sent = asyncio.run(_drive(cdp, rate, seconds, run))
+    warm, _ = asyncio.run(_drive(cdp, rate, WARM_UP, f"{run}w"))
+    wait_for(lambda: set(warm) <= set(_arrivals(cdp.bootstrap, segment)), timeout=60)
+    sent, refused = asyncio.run(_drive(cdp, rate, seconds, run))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(receiver.arrivals) < len(sent):
-        time.sleep(0.2)
-    receiver.stop.set()
-    receiver.join(10)
-    latencies = [receiver.arrivals[m] - t for m, t in sent.items() if m in receiver.arrivals]
+    arrivals = _arrivals(cdp.bootstrap, segment)
+    while time.monotonic() < deadline and not set(sent) <= set(arrivals):
+        time.sleep(1.0)
+        arrivals = _arrivals(cdp.bootstrap, segment)
+    latencies = [arrivals[m] - t for m, t in sent.items() if m in arrivals]
     return {
         "rate_events_per_s": rate,
         "seconds": seconds,
         "probes_sent": len(sent),
+        "requests_refused": len(refused),
+        "refused_statuses": sorted(set(refused)),
         "probes_received": len(latencies),
         "p50_s": statistics.median(latencies) if latencies else None,
         "p99_s": _percentile(latencies, 0.99) if latencies else None,
