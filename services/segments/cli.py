@@ -159,3 +159,54 @@ def members(
         console.print(profile_id)
     shown = len(answer["profile_ids"])
     err.print(f"{shown} of {answer['members']} members shown (offset {offset})")
+
+
+@segments_app.command("watch")
+def watch(
+    segment_id: Annotated[
+        str | None,
+        typer.Argument(help="A segment id: its activation feed cdp.segment.<id>; none: every segment"),
+    ] = None,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest record the broker keeps")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Print entries and exits as they happen, one JSON record per line (like kcat -C -t TOPIC).
+
+    Reads cdp.segment.<id> (the consent-gated activation feed) or, without an id,
+    cdp.segments.membership. Ctrl-C stops."""
+    import uuid
+
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
+
+    from schemas import topics
+    from services.core.kafka.producer import KAFKA_LOG
+    from services.core.settings import Settings
+    from services.identity.process import bootstrap_of
+
+    settings = Settings(data_dir=data_dir) if data_dir else Settings()
+    topic = topics.segment_feed(segment_id) if segment_id else topics.SEGMENT_MEMBERSHIP
+    bootstrap = bootstrap_of(settings)
+    config = {"bootstrap.servers": bootstrap, "group.id": f"cdp-watch-{uuid.uuid4()}",
+              "enable.auto.commit": False, "logger": KAFKA_LOG}  # fmt: skip
+    consumer = Consumer(config)
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            raise _fail(f"no topic {topic} on {bootstrap}: is 'cdp up' running, and does the segment exist?")
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(topic, p, start) for p in metadata.partitions])
+        err.print(f"watching {topic} on {bootstrap} (Ctrl-C stops)")
+        while True:
+            for message in consumer.consume(1000, 0.5):
+                value = message.value()
+                if message.error() is None and value:
+                    sys.stdout.write(value.decode() + "\n")
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:
+        if isinstance(exc, typer.Exit):
+            raise
+        raise _fail(f"cannot read {topic} from {bootstrap}: {exc}") from None
+    finally:
+        consumer.close()

@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
 from services.core.kafka.broker import free_port
-from tests.e2e.cdp_process import CdpProcess, wait_for
+from tests.e2e.cdp_process import CDP, CdpProcess, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +247,24 @@ def test_kill_9_of_the_segment_processor_loses_and_repeats_no_transition(platfor
     wait_for(lambda: client.query("SELECT count() FROM cdp.segment_membership_log FINAL WHERE segment_id = %(s)s",
                                   parameters={"s": segment}).result_rows[0][0] == len(records), timeout=30)  # fmt: skip
     assert "restarting it" in platform.log()
+
+
+def test_cdp_segments_watch_prints_the_feed_like_kcat(platform: CdpProcess) -> None:
+    run = uuid.uuid4().hex[:8]
+    segment = f"e2e_watch_{run}"
+    apply(platform, {"id": segment, "name": "Watch", "rule": {"trait": "tier", "op": "=", "value": run}})
+    send(platform, [{"type": "identify", "userId": f"{run}-dora", "messageId": f"{run}-1",
+                     "traits": {"tier": run}}])  # fmt: skip
+    wait_for(
+        lambda: [r for r in read_all(platform.bootstrap, topics.segment_feed(segment), quiet=0.5)], timeout=30
+    )
+    command = [CDP, "segments", "watch", segment, "--from-beginning"]
+    watcher = subprocess.Popen(command, env=platform.env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert watcher.stdout is not None
+        line = watcher.stdout.readline()
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(10)
+    record = orjson.loads(line)
+    assert (record["segmentId"], record["action"], record["feed"]) == (segment, "entered", "activation")
