@@ -60,6 +60,9 @@ CREATE TABLE IF NOT EXISTS {db}.segment_membership
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (segment_id, profile_id);
 
+-- The profile 360 lists a profile's segments by profile id.
+ALTER TABLE {db}.segment_membership ADD INDEX IF NOT EXISTS segment_membership_profile_id profile_id TYPE bloom_filter(0.01) GRANULARITY 1;
+
 -- Progress of the evaluation of a new or changed segment over every existing profile.
 CREATE TABLE IF NOT EXISTS {db}.segment_backfills
 (

@@ -175,6 +175,9 @@ def test_consent_gates_the_activation_feed_but_not_membership(platform: CdpProce
         parameters={"s": segment},
     ).result_rows
     assert sorted(rows) == sorted([(profile_ids["ben"], 1, 0), (profile_ids["cleo"], 1, 0)])
+    # The profile 360 lists the membership too.
+    profile = platform.admin("GET", f"/api/v1/profiles/{profile_ids['ben']}").json()
+    assert [(s["segment_id"], s["activated"]) for s in profile["segments"]] == [(segment, False)]
 
 
 def _segments_child(cdp: CdpProcess) -> int | None:
