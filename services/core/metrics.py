@@ -12,6 +12,14 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
+    """``cdp_consumer_lag_records``: one family that the sinks and every worker process report."""
+    return Gauge(
+        "cdp_consumer_lag_records", "Records not yet processed by a consumer group", ["group", "topic"],
+        registry=registry,
+    )  # fmt: skip
+
+
 class IngestMetrics(NamedTuple):
     events_accepted: Counter
     events_rejected: Counter
@@ -111,12 +119,7 @@ class SinkMetrics(NamedTuple):
                 ["table"],
                 registry=registry,
             ),
-            consumer_lag=Gauge(
-                "cdp_consumer_lag_records",
-                "Records not yet processed by a consumer group",
-                ["group", "topic"],
-                registry=registry,
-            ),
+            consumer_lag=consumer_lag_gauge(registry),
             batch_rows=Histogram(
                 "cdp_warehouse_batch_rows",
                 "Rows per warehouse insert",
@@ -191,12 +194,7 @@ class IdentityMetrics(NamedTuple):
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
-            consumer_lag=Gauge(
-                "cdp_consumer_lag_records",
-                "Records not yet processed by a consumer group",
-                ["group", "topic"],
-                registry=registry,
-            ),
+            consumer_lag=consumer_lag_gauge(registry),
         )
 
 
@@ -275,10 +273,5 @@ class SegmentMetrics(NamedTuple):
                 ["segment"],
                 registry=registry,
             ),
-            consumer_lag=Gauge(
-                "cdp_consumer_lag_records",
-                "Records not yet processed by a consumer group",
-                ["group", "topic"],
-                registry=registry,
-            ),
+            consumer_lag=consumer_lag_gauge(registry),
         )

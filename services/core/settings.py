@@ -85,7 +85,8 @@ class Settings(BaseSettings):
         2.0, gt=0, le=300, description="How often the segment processor looks for new or changed definitions"
     )
     segments_worker_id: str = Field(
-        "0", description="Stable id of this segment worker (its Kafka transactional id); unique per replica"
+        "0",
+        description="Name of this segment processor in segment_backfills; unique per replica",
     )
 
     # --- observability ------------------------------------------------------------------------

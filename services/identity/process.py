@@ -48,6 +48,23 @@ def warehouse_url(settings: Settings) -> str:
     return f"http://{user}:{quote(password, safe='')}@{host}:{port}"
 
 
+async def connect(settings: Settings) -> tuple[str, str, ConnectWarehouse]:
+    """(bootstrap, cluster id, warehouse) of the platform a worker process joins; IdentityProcessError
+    saying what to do when Kafka or the warehouse cannot be reached."""
+    bootstrap = bootstrap_of(settings)
+    try:
+        cluster = await asyncio.to_thread(cluster_id, bootstrap)
+    except Exception as exc:
+        raise IdentityProcessError(
+            f"cannot reach Kafka at {bootstrap} ({exc}): start 'cdp up' first, or set CDP_KAFKA_BOOTSTRAP"
+        ) from None
+    warehouse = ConnectWarehouse(warehouse_url(settings), settings.clickhouse_database)
+    if not await asyncio.to_thread(warehouse.ping):
+        warehouse.close()
+        raise IdentityProcessError("the warehouse does not answer: check CDP_CLICKHOUSE_URL / cdp up")
+    return bootstrap, cluster, warehouse
+
+
 def _epoch(warehouse: Warehouse, cluster: str) -> int:
     epoch = read_epoch(warehouse, cluster)
     if epoch is None:  # the first worker on this cluster (distributed mode): it starts the numbering
@@ -64,16 +81,7 @@ async def run_identity(
     app_id: str | None = None,
     drain_on_stop: bool = False,
 ) -> None:
-    bootstrap = bootstrap_of(settings)
-    try:
-        cluster = await asyncio.to_thread(cluster_id, bootstrap)
-    except Exception as exc:
-        raise IdentityProcessError(
-            f"cannot reach Kafka at {bootstrap} ({exc}): start 'cdp up' first, or set CDP_KAFKA_BOOTSTRAP"
-        ) from None
-    warehouse = ConnectWarehouse(warehouse_url(settings), settings.clickhouse_database)
-    if not await asyncio.to_thread(warehouse.ping):
-        raise IdentityProcessError("the warehouse does not answer: check CDP_CLICKHOUSE_URL / cdp up")
+    bootstrap, cluster, warehouse = await connect(settings)
     epoch = await asyncio.to_thread(_epoch, warehouse, cluster)
     registry = CollectorRegistry()
     metrics = IdentityMetrics.create(registry)

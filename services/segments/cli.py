@@ -102,6 +102,17 @@ def _wait_for_backfill(client: AdminClient, versions: dict[str, int], timeout: f
             time.sleep(0.5)
 
 
+def _get(path: str, params: dict[str, str], url: str | None, data_dir: Path | None) -> Any:
+    """GET an admin API path (None for 404); exits with the client's message on any other error."""
+    from services.admin.client import AdminClientError
+
+    try:
+        with _client(url, data_dir) as client:
+            return client.get_json(path, params)
+    except AdminClientError as exc:
+        raise _fail(str(exc)) from None
+
+
 @segments_app.command("list")
 def list_segments(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON")] = False,
@@ -109,13 +120,7 @@ def list_segments(
     data_dir: DataDirOption = None,
 ) -> None:
     """Every segment: size, activated (consent-gated) size, version and last change."""
-    from services.admin.client import AdminClientError
-
-    try:
-        with _client(url, data_dir) as client:
-            answer = client.get_json("/api/v1/segments") or {"segments": []}
-    except AdminClientError as exc:
-        raise _fail(str(exc)) from None
+    answer = _get("/api/v1/segments", {}, url, data_dir) or {"segments": []}
     segments: list[dict[str, Any]] = answer["segments"]
     if as_json:
         sys.stdout.write(orjson.dumps(segments, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -141,15 +146,8 @@ def members(
     data_dir: DataDirOption = None,
 ) -> None:
     """Current members of a segment (profile ids; cdp profiles get profile_id:ID shows one)."""
-    from services.admin.client import AdminClientError
-
-    try:
-        with _client(url, data_dir) as client:
-            answer = client.get_json(
-                f"/api/v1/segments/{segment_id}/members", {"limit": str(limit), "offset": str(offset)}
-            )
-    except AdminClientError as exc:
-        raise _fail(str(exc)) from None
+    params = {"limit": str(limit), "offset": str(offset)}
+    answer = _get(f"/api/v1/segments/{segment_id}/members", params, url, data_dir)
     if answer is None:
         raise _fail(f"no segment {segment_id!r}: cdp segments list shows them")
     if as_json:

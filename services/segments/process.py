@@ -10,18 +10,14 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from services.core.kafka.admin import cluster_id, ensure_topics
+from schemas.topics import PLATFORM_TOPICS, SEGMENT_TOPICS
+from services.core.kafka.admin import ensure_topics
 from services.core.metrics import SegmentMetrics
 from services.core.settings import Settings
-from services.core.warehouse.connect_adapter import ConnectWarehouse
-from services.identity.process import IdentityProcessError, bootstrap_of, warehouse_url
+from services.identity.process import connect
 from services.segments.streaming.kafka_worker import SEGMENTS_APP_ID, SegmentWorker
 
 log = logging.getLogger("cdp.segments")
-
-
-class SegmentsProcessError(IdentityProcessError):
-    """The processor cannot start; the message says what to do."""
 
 
 async def run_segments(
@@ -31,22 +27,7 @@ async def run_segments(
     on_step: Callable[[str], None] = lambda _: None,
     drain_on_stop: bool = False,
 ) -> None:
-    from schemas.topics import PLATFORM_TOPICS, SEGMENT_TOPICS
-
-    bootstrap = bootstrap_of(settings)
-    try:
-        cluster = await asyncio.to_thread(cluster_id, bootstrap)
-    except Exception as exc:
-        raise SegmentsProcessError(
-            f"cannot reach Kafka at {bootstrap} ({exc}): start 'cdp up' first, or set CDP_KAFKA_BOOTSTRAP"
-        ) from None
-    try:
-        url = warehouse_url(settings)
-    except IdentityProcessError as exc:
-        raise SegmentsProcessError(str(exc)) from None
-    warehouse = ConnectWarehouse(url, settings.clickhouse_database)
-    if not await asyncio.to_thread(warehouse.ping):
-        raise SegmentsProcessError("the warehouse does not answer: check CDP_CLICKHOUSE_URL / cdp up")
+    bootstrap, cluster, warehouse = await connect(settings)
     await asyncio.to_thread(
         ensure_topics, bootstrap, PLATFORM_TOPICS + SEGMENT_TOPICS, settings.topic_partitions,
         settings.topic_replication,

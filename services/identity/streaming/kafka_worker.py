@@ -35,8 +35,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
 from services.core.kafka.batches import ndjson_batches, split_lines
-from services.core.kafka.faust_fetch import shorten_fetch_wait
+from services.core.kafka.faust_app import worker_app
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer, PartitionedRecord, Record
+from services.core.kafka.read_back import QUIET_SECONDS, read_records, start_offsets
 from services.core.metrics import IdentityMetrics
 from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
 from services.identity.domain.identifiers import DEFAULT_RULES
@@ -60,7 +61,6 @@ TOPIC_NAMES: dict[Topic, str] = {
     Topic.REDIRECTS: topics.IDENTITY_REDIRECTS,
 }
 INPUTS = (topics.IDENTITY_OBSERVATIONS, topics.IDENTITY_RESOLVED)
-QUIET_SECONDS = 1.0
 
 
 class EventStore(Protocol):
@@ -97,8 +97,9 @@ def encode_batches(
     return batches, encode(keyed)
 
 
-def _received_age(event: Any) -> float | None:
-    """Seconds since ingest accepted ``event`` (a canonical event dict), if it says."""
+def received_age(event: Any) -> float | None:
+    """Seconds since ingest accepted ``event`` (a canonical event dict, or anything with its
+    ``receivedAt``), if it says."""
     received = event.get("receivedAt") if isinstance(event, dict) else None
     if not isinstance(received, str):
         return None
@@ -109,39 +110,10 @@ def _received_age(event: Any) -> float | None:
 
 
 def read_latest_profiles(bootstrap: str, partitions: set[int]) -> dict[str, dict[str, Any]]:
-    """The last ``cdp.profiles`` record per profile id in ``partitions`` (what compaction keeps).
-
-    Read until the partitions stay quiet: nobody else writes them while they are being assigned
-    to us, and end offsets cannot be trusted on every broker (Tansu reports the last batch's start).
-    """
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": "cdp-identity-load", "enable.auto.commit": False,
-        "logger": KAFKA_LOG,
-    })  # fmt: skip
-    latest: dict[str, dict[str, Any]] = {}
-    try:
-        wanted = [TopicPartition(topics.PROFILES, p, 0) for p in partitions]
-        if all(consumer.get_watermark_offsets(tp, timeout=10)[1] == 0 for tp in wanted):
-            return latest  # nothing was ever published there (an end offset of 0 is exact)
-        consumer.assign(wanted)
-        deadline = time.monotonic() + 300
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < QUIET_SECONDS:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"cdp.profiles partitions {sorted(partitions)} did not go quiet")
-            messages = consumer.consume(10_000, 0.2)
-            for message in messages:
-                if message.error() is not None:
-                    continue
-                value = message.value()
-                if value:
-                    record = orjson.loads(value)
-                    latest[record["profileId"]] = record
-            if messages:
-                quiet_since = time.monotonic()
-    finally:
-        consumer.close()
-    return latest
+    """The last ``cdp.profiles`` record per profile id in ``partitions`` (what compaction keeps)."""
+    group = "cdp-identity-load"
+    starts = start_offsets(bootstrap, [topics.PROFILES], partitions, None, group=group)
+    return {record["profileId"]: record for record in read_records(bootstrap, starts, group=group)}
 
 
 class IdentityWorker:
@@ -206,19 +178,7 @@ class IdentityWorker:
         return self._forwarder.forwarded
 
     async def start(self) -> None:
-        shorten_fetch_wait()
-        app = faust.App(
-            self._app_id,
-            broker=f"kafka://{self._bootstrap}",
-            store="memory://",
-            web_enabled=False,
-            broker_session_timeout=self._session_timeout,
-            topic_partitions=self._partitions,
-            topic_allow_declare=False,
-            consumer_auto_offset_reset="earliest",
-            stream_wait_empty=False,
-            loop=asyncio.get_running_loop(),
-        )
+        app = worker_app(self._app_id, self._bootstrap, self._partitions, self._session_timeout)
         raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
         observations = app.topic(topics.IDENTITY_OBSERVATIONS, partitions=1, **raw)
         resolved = app.topic(topics.IDENTITY_RESOLVED, partitions=self._partitions, **raw)
@@ -287,7 +247,7 @@ class IdentityWorker:
         self.observations_decided += decided
         if self._metrics is not None:
             self._metrics.observations.inc(decided)
-            age = _received_age(first_event)
+            age = received_age(first_event)
             if age is not None:
                 self._metrics.processing_delay.labels("graph").observe(age)
         return out
@@ -312,7 +272,7 @@ class IdentityWorker:
         out.extend(self.fold_stage.flush())
         self.records_folded += folded
         if self._metrics is not None and oldest is not None:
-            age = _received_age(oldest)
+            age = received_age(oldest)
             if age is not None:
                 self._metrics.processing_delay.labels("profile").observe(age)
         return out

@@ -29,7 +29,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import faust
@@ -39,11 +38,12 @@ from confluent_kafka import Consumer, TopicPartition
 from schemas import topics
 from schemas.topics import TopicSpec
 from services.core.kafka.admin import ensure_topics
-from services.core.kafka.faust_fetch import shorten_fetch_wait
+from services.core.kafka.faust_app import worker_app
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer
+from services.core.kafka.read_back import QUIET_SECONDS, read_records, start_offsets
 from services.core.metrics import SegmentMetrics
 from services.core.warehouse.port import Warehouse
-from services.identity.streaming.kafka_worker import QUIET_SECONDS
+from services.identity.streaming.kafka_worker import received_age
 from services.identity.streaming.simulation import partition_of
 from services.segments.domain.definition import SegmentCatalog
 from services.segments.domain.membership import Reason
@@ -58,6 +58,7 @@ from services.segments.streaming.processor import (
 log = logging.getLogger(__name__)
 
 SEGMENTS_APP_ID = "cdp-segments"
+LOAD_GROUP = f"{SEGMENTS_APP_ID}-load"  # names the restore reads; it never commits
 BACKFILL_CHUNK = 2000
 # Transitions re-read at a restart, per partition and topic, beyond what the state topic says: more
 # than one batch can publish (batch size x segments x 2 flags).
@@ -66,72 +67,6 @@ TRANSITION_TAIL = 100_000
 
 def now_micros() -> int:
     return time.time_ns() // 1000
-
-
-def read_records(
-    bootstrap: str,
-    starts: dict[tuple[str, int], int],
-    *,
-    committed_only: bool = True,
-    with_offsets: bool = False,
-) -> list[dict[str, Any]]:
-    """The JSON records of the given topic partitions from the given offsets, read until they stay
-    quiet (end offsets are only a lower bound on some brokers). ``with_offsets``: each as
-    ``{partition, offset, value}``."""
-    records: list[dict[str, Any]] = []
-    if not starts:
-        return records
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"{SEGMENTS_APP_ID}-load", "enable.auto.commit": False,
-        "isolation.level": "read_committed" if committed_only else "read_uncommitted", "logger": KAFKA_LOG,
-    })  # fmt: skip
-    try:
-        consumer.assign([TopicPartition(topic, p, offset) for (topic, p), offset in starts.items()])
-        quiet_since = time.monotonic()
-        deadline = quiet_since + 300
-        while time.monotonic() - quiet_since < QUIET_SECONDS:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"partitions {sorted(starts)} did not go quiet")
-            messages = consumer.consume(10_000, 0.2)
-            for message in messages:
-                value = message.value()
-                if message.error() is None and value:
-                    record = orjson.loads(value)
-                    if with_offsets:
-                        record = {
-                            "partition": message.partition(),
-                            "offset": message.offset(),
-                            "value": record,
-                        }
-                    records.append(record)
-            if messages:
-                quiet_since = time.monotonic()
-    finally:
-        consumer.close()
-    return records
-
-
-def start_offsets(
-    bootstrap: str, names: list[str], partitions: set[int], tail: int | None
-) -> dict[tuple[str, int], int]:
-    """Where to start reading ``names``' ``partitions``: 0, or ``tail`` records before the end.
-    Empty partitions (an end offset of 0 is exact) are left out."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"{SEGMENTS_APP_ID}-load", "logger": KAFKA_LOG}
-    )
-    try:
-        existing = consumer.list_topics(timeout=10).topics
-        starts = {}
-        for name in names:
-            if name not in existing:
-                continue
-            for p in partitions:
-                high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
-                if high > 0:
-                    starts[(name, p)] = 0 if tail is None else max(0, high - tail)
-        return starts
-    finally:
-        consumer.close()
 
 
 class SegmentWorker:
@@ -185,19 +120,7 @@ class SegmentWorker:
     async def start(self) -> None:
         self._producer = AsyncProducer(self._bootstrap, **{"linger.ms": 2})
         await self._refresh_catalog()
-        shorten_fetch_wait()
-        app = faust.App(
-            self._app_id,
-            broker=f"kafka://{self._bootstrap}",
-            store="memory://",
-            web_enabled=False,
-            broker_session_timeout=self._session_timeout,
-            topic_partitions=self._partitions,
-            topic_allow_declare=False,
-            consumer_auto_offset_reset="earliest",
-            stream_wait_empty=False,
-            loop=asyncio.get_running_loop(),
-        )
+        app = worker_app(self._app_id, self._bootstrap, self._partitions, self._session_timeout)
         profiles = app.topic(topics.PROFILES, partitions=self._partitions, key_serializer="raw",
                              value_serializer="raw")  # fmt: skip
 
@@ -380,19 +303,26 @@ class SegmentWorker:
         self, partitions: set[int]
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         db = self._warehouse.database
-        rows = self._warehouse.query_dicts(
+        # CRC32 % partitions is partition_of (the Kafka client's partitioner) in SQL.
+        mine = self._warehouse.query_dicts(
             f"SELECT segment_id, profile_id, member, activated, seq, activation_seq, segment_version, "
-            f"profile_version FROM {db}.segment_membership FINAL"
+            f"profile_version FROM {db}.segment_membership FINAL "
+            "WHERE CRC32(profile_id) % {count:UInt32} IN {mine:Array(UInt32)}",
+            {"count": self._partitions, "mine": sorted(partitions)},
         )
-        mine = [r for r in rows if partition_of(r["profile_id"], self._partitions) in partitions]
-        state_starts = start_offsets(self._bootstrap, [topics.SEGMENT_STATE], partitions, None)
-        states = [*state_from_rows(mine).values(), *read_records(self._bootstrap, state_starts)]
+        state_starts = start_offsets(
+            self._bootstrap, [topics.SEGMENT_STATE], partitions, None, group=LOAD_GROUP
+        )
+        states = [
+            *state_from_rows(mine).values(),
+            *read_records(self._bootstrap, state_starts, group=LOAD_GROUP),
+        ]
         outputs = [
             topics.SEGMENT_MEMBERSHIP,
             *(topics.segment_feed(sid) for sid in self.processor.catalog.order),
         ]
-        tails = start_offsets(self._bootstrap, outputs, partitions, TRANSITION_TAIL)
-        transitions = read_records(self._bootstrap, tails)
+        tails = start_offsets(self._bootstrap, outputs, partitions, TRANSITION_TAIL, group=LOAD_GROUP)
+        transitions = read_records(self._bootstrap, tails, group=LOAD_GROUP)
         latest = self._processed_profiles(partitions)
         return states, transitions, latest
 
@@ -412,7 +342,7 @@ class SegmentWorker:
             consumer.close()
         latest: dict[str, dict[str, Any]] = {}
         starts = {(topics.PROFILES, p): 0 for p in bounds}
-        for record in read_records(self._bootstrap, starts, with_offsets=True):
+        for record in read_records(self._bootstrap, starts, group=LOAD_GROUP, with_offsets=True):
             partition, offset, value = record["partition"], record["offset"], record["value"]
             if offset < bounds[partition]:
                 latest[value["profileId"]] = value
@@ -442,18 +372,13 @@ class SegmentWorker:
             self._count(outputs, self._metrics)
 
     def _count(self, outputs: list[Output], metrics: SegmentMetrics) -> None:
-        published = time.time()
         for output in outputs:
             for t in output.transitions:
                 feed = "activation" if t.activation else "membership"
                 metrics.transitions.labels(t.segment_id, t.action, t.reason, feed).inc()
-            received = (output.cause or {}).get("receivedAt")
-            if isinstance(received, str):
-                try:
-                    accepted = datetime.fromisoformat(received).timestamp()
-                    metrics.transition_latency.observe(max(0.0, published - accepted))
-                except ValueError:
-                    pass
+            age = received_age(output.cause)
+            if age is not None:
+                metrics.transition_latency.observe(age)
 
     def _update_sizes(self) -> None:
         if self._metrics is None:

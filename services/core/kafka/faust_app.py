@@ -1,5 +1,6 @@
-"""Shorter fetch waits for faust's consumers (faust-streaming hard-codes ``fetch_max_wait_ms=1500``).
+"""The faust app of a platform worker (identity, segments), with shorter fetch waits.
 
+faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for its consumers.
 A fetch that finds no new record waits up to that long on the broker before it answers, and on
 Tansu a record that arrives meanwhile does not end the wait. Every faust stage between an event and
 its segment transition could then add up to 1.5 s; with ``FETCH_MAX_WAIT_MS`` an idle partition
@@ -8,10 +9,12 @@ costs a few more fetch requests per second on the broker instead.
 
 from __future__ import annotations
 
+import asyncio
 import types
 from typing import Any
 
 import aiokafka
+import faust
 import faust.transport.drivers.aiokafka as driver
 
 FETCH_MAX_WAIT_MS = 20
@@ -34,3 +37,21 @@ def shorten_fetch_wait() -> None:
     shim.__dict__.update(vars(aiokafka))
     shim.AIOKafkaConsumer = _ShortWaitConsumer  # type: ignore[attr-defined]
     namespace["aiokafka"] = shim
+
+
+def worker_app(app_id: str, bootstrap: str, partitions: int, session_timeout: float) -> faust.App:
+    """A faust app for raw-bytes agents: in-memory tables, no web server, topics created by the
+    platform, new groups starting at the earliest offset, on the running event loop."""
+    shorten_fetch_wait()
+    return faust.App(
+        app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        broker_session_timeout=session_timeout,
+        topic_partitions=partitions,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=False,
+        loop=asyncio.get_running_loop(),
+    )
