@@ -97,7 +97,7 @@ def _wait_for_backfill(client: AdminClient, versions: dict[str, int], timeout: f
                     if backfill["done"]:
                         pending.discard(sid)
                         progress.update(
-                            tasks[sid], description=f"{sid} v{versions[sid]}: {segment['members']} members"
+                            tasks[sid], description=f"{sid} v{versions[sid]}: {backfill['members']} members"
                         )
             time.sleep(0.5)
 

@@ -102,7 +102,8 @@ def segment_overview(warehouse: Warehouse) -> list[dict[str, Any]]:
         (row["segment_id"], int(row["version"])): row
         for row in warehouse.query_dicts(
             f"SELECT segment_id, version, sum(evaluated) AS evaluated, sum(total) AS total, "
-            f"min(done) AS done FROM {db}.segment_backfills FINAL GROUP BY segment_id, version"
+            f"sum(members) AS members, min(done) AS done "
+            f"FROM {db}.segment_backfills FINAL GROUP BY segment_id, version"
         )
     }
     out = []
@@ -119,7 +120,7 @@ def segment_overview(warehouse: Warehouse) -> list[dict[str, Any]]:
             else stored.definition.activation.model_dump(),
             "backfill": None if backfill is None else {
                 "evaluated": int(backfill["evaluated"]), "total": int(backfill["total"]),
-                "done": bool(backfill["done"]),
+                "members": int(backfill["members"]), "done": bool(backfill["done"]),
             },
             "definition": stored.definition.document(),
         })  # fmt: skip
