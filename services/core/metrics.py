@@ -275,3 +275,36 @@ class SegmentMetrics(NamedTuple):
             ),
             consumer_lag=consumer_lag_gauge(registry),
         )
+
+
+class AnalyticsMetrics(NamedTuple):
+    refreshes: Counter
+    refresh_duration: Gauge
+    last_success: Gauge
+    customers: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> AnalyticsMetrics:
+        return cls(
+            refreshes=Counter(
+                "cdp_analytics_refreshes",
+                "Customer value refreshes finished, by outcome (done, failed) and trigger (schedule, api)",
+                ["outcome", "trigger"],
+                registry=registry,
+            ),
+            refresh_duration=Gauge(
+                "cdp_analytics_refresh_duration_seconds",
+                "Duration of the last finished customer value refresh",
+                registry=registry,
+            ),
+            last_success=Gauge(
+                "cdp_analytics_last_success_timestamp_seconds",
+                "Unix time the last successful customer value refresh finished",
+                registry=registry,
+            ),
+            customers=Gauge(
+                "cdp_analytics_customers",
+                "Customers (profiles with at least one counted order) scored by the last refresh",
+                registry=registry,
+            ),
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,6 +88,26 @@ class Settings(BaseSettings):
     segments_worker_id: str = Field(
         "0",
         description="Name of this segment processor in segment_backfills; unique per replica",
+    )
+
+    # --- customer analytics -------------------------------------------------------------------
+    analytics_refresh_seconds: float = Field(
+        3600.0, ge=0, description="How often customer value (RFM, ABC, CLV, churn risk) is refreshed; 0: only on demand"
+    )
+    analytics_unit: Literal["days", "weeks"] = Field(
+        "days", description="Time unit of the BG/NBD fit of scheduled refreshes"
+    )
+    analytics_horizon_days: int = Field(
+        365, gt=0, le=3650, description="Predictive CLV and expected purchases cover this many days ahead"
+    )
+    analytics_margin: float = Field(
+        1.0, gt=0, le=1, description="Share of net revenue that is margin, applied to predictive CLV"
+    )
+    analytics_abc_a: float = Field(
+        0.80, gt=0, lt=1, description="ABC analysis: class A holds the customers making up this share of revenue"
+    )
+    analytics_abc_b: float = Field(
+        0.15, gt=0, lt=1, description="ABC analysis: class B holds the next share of revenue; class C the rest"
     )
 
     # --- observability ------------------------------------------------------------------------

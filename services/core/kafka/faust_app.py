@@ -10,7 +10,9 @@ costs a few more fetch requests per second on the broker instead.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import types
+from pathlib import Path
 from typing import Any
 
 import aiokafka
@@ -41,12 +43,17 @@ def shorten_fetch_wait() -> None:
 
 def worker_app(app_id: str, bootstrap: str, partitions: int, session_timeout: float) -> faust.App:
     """A faust app for raw-bytes agents: in-memory tables, no web server, topics created by the
-    platform, new groups starting at the earliest offset, on the running event loop."""
+    platform, new groups starting at the earliest offset, on the running event loop.
+
+    faust keeps nothing on disk with the memory store but still creates its data directory; it goes
+    under the system's temporary directory instead of the working directory.
+    """
     shorten_fetch_wait()
     return faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
         store="memory://",
+        datadir=Path(tempfile.gettempdir()) / "cdp-faust" / f"{app_id}-data",
         web_enabled=False,
         broker_session_timeout=session_timeout,
         topic_partitions=partitions,
