@@ -22,7 +22,7 @@ import orjson
 
 from services.analytics import sql
 from services.analytics.domain import bgnbd, gamma_gamma
-from services.analytics.domain.value import FittedModels, ValueOptions
+from services.analytics.domain.value import MIN_REPEAT_CUSTOMERS, FittedModels, ValueOptions
 from services.core.metrics import AnalyticsMetrics
 from services.core.warehouse.port import Warehouse
 
@@ -49,20 +49,33 @@ def _fit(warehouse: Warehouse, work: str, options: ValueOptions) -> FittedModels
     customers = int(weights.sum())
     repeaters = int(weights[x > 0].sum())
     frequency_model = None
-    try:
+    if repeaters < MIN_REPEAT_CUSTOMERS:
+        problems.append(
+            f"BG/NBD not fitted: {repeaters} customers with repeat purchases, at least "
+            f"{MIN_REPEAT_CUSTOMERS} needed"
+        )
+    else:
         frequency_model = bgnbd.fit(x, t_x, big_t, weights)
-    except ValueError as exc:
-        problems.append(f"BG/NBD not fitted: {exc}")
     spend_rows = warehouse.query(sql.spend_input_sql(work))
     spend_model = None
-    try:
+    spenders = sum(int(r[2]) for r in spend_rows)
+    if spenders < MIN_REPEAT_CUSTOMERS:
+        problems.append(
+            f"Gamma-Gamma not fitted: {spenders} customers with repeat purchases of positive value, at least "
+            f"{MIN_REPEAT_CUSTOMERS} needed"
+        )
+    else:
         spend_model = gamma_gamma.fit(
             [float(r[0]) for r in spend_rows], [float(r[1]) for r in spend_rows], [float(r[2]) for r in spend_rows]
         )
-    except ValueError as exc:
-        problems.append(f"Gamma-Gamma not fitted: {exc}")
-    if spend_model is not None and spend_model.params.q <= 1:
-        problems.append("Gamma-Gamma q <= 1: no finite mean spend; expected order values use own averages")
+    if frequency_model is not None and not frequency_model.converged:
+        problems.append(f"BG/NBD did not converge ({frequency_model.message}): no predictions this time")
+    if spend_model is not None and not spend_model.converged:
+        problems.append(
+            f"Gamma-Gamma did not converge ({spend_model.message}): expected order values are own averages"
+        )
+    elif spend_model is not None and spend_model.params.q <= 1:
+        problems.append("Gamma-Gamma q <= 1: no finite mean spend; expected order values are own averages")
     return FittedModels(
         options.until, options.unit, customers, repeaters, frequency_model, spend_model, tuple(problems)
     )
@@ -155,9 +168,10 @@ def run_refresh(
         record.customers = models.customers
         record.model = models.as_json()
         step(2)
-        frequency = models.bgnbd.params if models.bgnbd is not None else None
-        spend = models.gamma_gamma.params if models.gamma_gamma is not None else None
-        warehouse.command(sql.score_sql(db, work, record.refresh_id, options, frequency, spend))
+        frequency = models.bgnbd.params if models.bgnbd is not None and models.bgnbd.converged else None
+        spend = models.gamma_gamma
+        spend_params = spend.params if spend is not None and spend.converged else None
+        warehouse.command(sql.score_sql(db, work, record.refresh_id, options, frequency, spend_params))
         step(3)
         record.status, record.step = "done", len(STEPS)
         _save(warehouse, record)

@@ -87,7 +87,8 @@ def _expected_purchases(model: BgNbd, horizon: float) -> str:
 
     (1 - z)^(r+x) * 2F1(r+x, b+x; a+b+x-1; z) with z = t / (alpha + T + t) is summed term by term in
     logs: each term is a negative binomial weight (mean A z / (1 - z)) times a ratio of Pochhammer
-    symbols, so the sum runs to well past that mean.
+    symbols (growing at most polynomially), so the sum runs well past that mean and on until z^k
+    is below 1e-15.
     """
     r, alpha, a, b = (_num(v) for v in (model.r, model.alpha, model.a, model.b))
     t = _num(horizon)
@@ -95,7 +96,7 @@ def _expected_purchases(model: BgNbd, horizon: float) -> str:
     z = f"({t} / ({alpha} + tt + {t}))"
     terms = (
         f"toUInt32(least({MAX_SERIES_TERMS}, ceil({big_a} * {z} / (1 - {z})"
-        f" + 12 * sqrt({big_a} * {z}) / (1 - {z}) + 40)))"
+        f" + 12 * sqrt({big_a} * {z}) / (1 - {z}) + 35 / -log({z}) + 10)))"
     )
     term = (
         f"exp({big_a} * log(1 - {z}) + lgamma({big_a} + k) - lgamma({big_a}) + lgamma({big_b} + k)"

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
+from scipy import special
+
+from services.analytics.domain.likelihood import maximise
 
 Floats = NDArray[np.float64]
 
@@ -35,7 +37,7 @@ class BgNbdFit:
     params: BgNbd
     log_likelihood: float
     converged: bool
-    iterations: int
+    evaluations: int
     message: str
     customers: int
 
@@ -74,24 +76,12 @@ def fit(
         raise ValueError("the BG/NBD model needs customers with repeat purchases")
     scale = float(np.average(tt, weights=w)) or 1.0
 
-    def negative(log_params: Floats) -> float:
-        params = BgNbd(*np.exp(log_params))
-        value = -float(np.dot(w, log_likelihood_terms(params, x_, tx, tt)))
-        return value if np.isfinite(value) else 1e300
+    def log_likelihood(params: Floats) -> float:
+        return float(np.dot(w, log_likelihood_terms(BgNbd(*params), x_, tx, tt)))
 
-    start = np.log(np.array([1.0, scale, 1.0, 1.0]))
-    result = optimize.minimize(negative, start, method="Nelder-Mead",
-                               options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000, "maxfev": 40000})  # fmt: skip
-    polished = optimize.minimize(negative, result.x, method="L-BFGS-B")
-    best = polished if polished.fun <= result.fun else result
-    return BgNbdFit(
-        params=BgNbd(*(float(v) for v in np.exp(best.x))),
-        log_likelihood=-float(best.fun),
-        converged=bool(result.success) and bool(np.isfinite(best.fun)),
-        iterations=int(result.nit) + int(polished.nit),
-        message=str(result.message),
-        customers=customers,
-    )
+    search = maximise(log_likelihood, np.log(np.array([1.0, scale, 1.0, 1.0])))
+    return BgNbdFit(BgNbd(*search.params), search.log_likelihood, search.converged, search.evaluations,
+                    search.message, customers)  # fmt: skip
 
 
 def p_alive(params: BgNbd, x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike) -> Floats:

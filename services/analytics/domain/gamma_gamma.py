@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
+from scipy import special
+
+from services.analytics.domain.likelihood import maximise
 
 Floats = NDArray[np.float64]
 
@@ -33,7 +35,7 @@ class GammaGammaFit:
     params: GammaGamma
     log_likelihood: float
     converged: bool
-    iterations: int
+    evaluations: int
     message: str
     customers: int
 
@@ -62,24 +64,13 @@ def fit(x: ArrayLike, m_x: ArrayLike, weights: ArrayLike | None = None) -> Gamma
     if customers < 2:
         raise ValueError("the Gamma-Gamma model needs customers with repeat purchases of positive value")
 
-    def negative(log_params: Floats) -> float:
-        value = -float(np.dot(w, log_likelihood_terms(GammaGamma(*np.exp(log_params)), x_, m)))
-        return value if np.isfinite(value) else 1e300
+    def log_likelihood(params: Floats) -> float:
+        return float(np.dot(w, log_likelihood_terms(GammaGamma(*params), x_, m)))
 
     mean = float(np.average(m, weights=w))
-    start = np.log(np.array([1.0, 2.0, mean]))
-    result = optimize.minimize(negative, start, method="Nelder-Mead",
-                               options={"xatol": 1e-8, "fatol": 1e-8, "maxiter": 20000, "maxfev": 40000})  # fmt: skip
-    polished = optimize.minimize(negative, result.x, method="L-BFGS-B")
-    best = polished if polished.fun <= result.fun else result
-    return GammaGammaFit(
-        params=GammaGamma(*(float(v) for v in np.exp(best.x))),
-        log_likelihood=-float(best.fun),
-        converged=bool(result.success) and bool(np.isfinite(best.fun)),
-        iterations=int(result.nit) + int(polished.nit),
-        message=str(result.message),
-        customers=customers,
-    )
+    search = maximise(log_likelihood, np.log(np.array([1.0, 2.0, mean])))
+    return GammaGammaFit(GammaGamma(*search.params), search.log_likelihood, search.converged,
+                         search.evaluations, search.message, customers)  # fmt: skip
 
 
 def expected_spend(params: GammaGamma, x: ArrayLike, m_x: ArrayLike) -> Floats:

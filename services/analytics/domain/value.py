@@ -14,6 +14,9 @@ from services.analytics.domain.bgnbd import BgNbdFit
 from services.analytics.domain.gamma_gamma import GammaGammaFit
 
 UNITS = {"days": 1, "weeks": 7}
+# Fewer customers with repeat purchases than this do not pin down the models' parameters: the
+# refresh then leaves the predictions empty and says why.
+MIN_REPEAT_CUSTOMERS = 20
 
 # The profile attributes a refresh adds (segment rules read them like any attribute).
 VALUE_ATTRIBUTES = (
@@ -91,14 +94,14 @@ class FittedModels:
             out["bgnbd"] = {
                 "r": b.params.r, "alpha": b.params.alpha, "a": b.params.a, "b": b.params.b,
                 "log_likelihood": b.log_likelihood, "converged": b.converged,
-                "iterations": b.iterations, "message": b.message, "customers": b.customers,
+                "evaluations": b.evaluations, "message": b.message, "customers": b.customers,
             }  # fmt: skip
         if self.gamma_gamma is not None:
             g = self.gamma_gamma
             out["gamma_gamma"] = {
                 "p": g.params.p, "q": g.params.q, "gamma": g.params.gamma,
                 "log_likelihood": g.log_likelihood, "converged": g.converged,
-                "iterations": g.iterations, "message": g.message, "customers": g.customers,
+                "evaluations": g.evaluations, "message": g.message, "customers": g.customers,
             }  # fmt: skip
         out["converged"] = bool(
             self.bgnbd is not None and self.bgnbd.converged
