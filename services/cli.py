@@ -33,10 +33,12 @@ DataDir = Annotated[
 
 
 from services.admin.cli import profiles_app  # noqa: E402  (after `app`: its help lists it last)
+from services.analytics.cli import analytics_app  # noqa: E402
 from services.segments.cli import segments_app  # noqa: E402
 
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(segments_app, name="segments")
+app.add_typer(analytics_app, name="analytics")
 
 
 def _settings(**overrides: Any) -> Settings:

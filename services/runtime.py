@@ -15,10 +15,11 @@ import contextlib
 import fcntl
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -32,11 +33,14 @@ from services.admin.api import admin_routes
 from services.admin.auth import AdminTokens
 from services.admin.corrections import kafka_submit
 from services.admin.profiles import ProfileReader
+from services.analytics.api import analytics_routes
+from services.analytics.domain.value import OptionError, ValueOptions
+from services.analytics.refresh import RefreshRunner, interrupt_running
 from services.core.kafka.admin import cluster_id, ensure_topics
 from services.core.kafka.broker import TansuBroker, port_is_free
 from services.core.kafka.exceptions import BrokerError
 from services.core.kafka.producer import AsyncProducer
-from services.core.metrics import PlatformMetrics
+from services.core.metrics import AnalyticsMetrics, PlatformMetrics
 from services.core.secrets import PlatformSecrets, load_or_create
 from services.core.settings import Settings
 from services.core.topic_sink import TopicSink
@@ -114,9 +118,20 @@ class Platform:
     metrics: PlatformMetrics
     servers: list[tuple[str, _QuietServer]]
     registry: CollectorRegistry
+    analytics: RefreshRunner
     broker: TansuBroker | None = None
     preloaded_ids: int = 0
     urls: dict[str, str] = field(default_factory=dict)
+
+
+def _value_options(settings: Settings) -> Callable[[date], ValueOptions]:
+    def options(until: date) -> ValueOptions:
+        return ValueOptions(
+            until, settings.analytics_unit, settings.analytics_horizon_days, settings.analytics_margin,
+            settings.analytics_abc_a, settings.analytics_abc_b,
+        )  # fmt: skip
+
+    return options
 
 
 def _server(app: Any, host: str, port: int) -> _QuietServer:
@@ -287,6 +302,15 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         reader = ProfileReader(warehouse, rules=identifier_rules(settings))
         ingest_app.router.routes.extend(admin_routes(reader, tokens, submit=kafka_submit(producer)))
         ingest_app.router.routes.extend(segment_routes(warehouse, tokens))
+        interrupted = interrupt_running(warehouse)
+        if interrupted:
+            on_step(f"marked {len(interrupted)} interrupted customer value refresh(es) as failed")
+        try:
+            _value_options(settings)(date.today())
+        except OptionError as exc:
+            raise StartupError(f"customer analytics settings: {exc} (CDP_ANALYTICS_ABC_A, _ABC_B)") from None
+        analytics = RefreshRunner(warehouse, _value_options(settings), AnalyticsMetrics.create(registry))
+        ingest_app.router.routes.extend(analytics_routes(analytics, tokens))
         servers = [("ingest", _server(ingest_app, settings.http_host, settings.http_port))]
         urls = {
             "ingest": f"http://{settings.http_host}:{settings.http_port}",
@@ -306,7 +330,7 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     return Platform(
         settings=settings, secrets=secrets, bootstrap=bootstrap, cluster_id=cluster, warehouse=warehouse,
         producer=producer, sinks=sinks, identity=worker, segments=segments, restored=restored,
-        metrics=metrics,
+        metrics=metrics, analytics=analytics,
         servers=servers, registry=registry, broker=broker,
         preloaded_ids=preloaded, urls=urls,
     )  # fmt: skip
@@ -314,6 +338,7 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
 
 async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
     """Serve until ``stop`` is set, then shut everything down in order."""
+    schedule_stop = threading.Event()
     for sink in platform.sinks:
         sink.start()
     await publish_restored(platform.producer, platform.restored)
@@ -332,8 +357,11 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
         tasks.append(
             asyncio.create_task(_supervise([platform.identity, platform.segments], stop), name="supervise")
         )
+        if platform.settings.analytics_refresh_seconds > 0:
+            platform.analytics.schedule(platform.settings.analytics_refresh_seconds, schedule_stop)
         on_ready()
     await stop.wait()
+    schedule_stop.set()
     await shutdown(platform, tasks)
 
 
@@ -380,6 +408,9 @@ async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
         server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     phase("HTTP servers stopped")
+    if platform.analytics.running is not None:
+        log.info("shutdown: waiting up to 10 s for customer value refresh %s", platform.analytics.running)
+        await asyncio.to_thread(platform.analytics.join, 10.0)
     platform.warehouse.close()
     phase("warehouse closed")
     if platform.broker is not None:

@@ -148,7 +148,7 @@ def _print_next(*keys: str) -> None:
         console.print(f"  cdp profiles get {escape(key)}")
 
 
-def _client(url: str | None, data_dir: Path | None) -> AdminClient:
+def _client(url: str | None, data_dir: Path | None, timeout: float = 10.0) -> AdminClient:
     """A client for the platform at ``url`` with its admin token; exits with 1 when there is none."""
     from services.admin.client import AdminClient, admin_token, default_base_url
     from services.core.settings import Settings
@@ -159,7 +159,7 @@ def _client(url: str | None, data_dir: Path | None) -> AdminClient:
         raise _fail(
             f"no admin token: set CDP_ADMIN_TOKEN, or run where 'cdp up' keeps its data ({settings.data_dir})"
         )
-    return AdminClient(url or default_base_url(settings), token)
+    return AdminClient(url or default_base_url(settings), token, timeout=timeout)
 
 
 def _with_hint(message: str, ref: ProfileRef, status: int | None) -> str:

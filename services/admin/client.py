@@ -116,6 +116,12 @@ class AdminClient:
         response = self._request("GET", path, params=params or {})
         return None if response.status_code == 404 else orjson.loads(response.content)
 
+    def post_json(self, path: str, body: Any, passed: tuple[int, ...] = ()) -> tuple[int, Any]:
+        """POST ``body`` as JSON to ``path``: the status and the decoded answer (statuses in
+        ``passed`` come back instead of raising AdminClientError)."""
+        response = self._request("POST", path, content=orjson.dumps(body), passed=passed)
+        return response.status_code, orjson.loads(response.content)
+
     def apply_segments(self, text: str) -> dict[str, Any]:
         """``POST /api/v1/segments``; AdminClientError listing every problem of a bad document."""
         response = self._request("POST", "/api/v1/segments", content=text.encode(), passed=(400,))

@@ -66,7 +66,9 @@ def _fit(warehouse: Warehouse, work: str, options: ValueOptions) -> FittedModels
         )
     else:
         spend_model = gamma_gamma.fit(
-            [float(r[0]) for r in spend_rows], [float(r[1]) for r in spend_rows], [float(r[2]) for r in spend_rows]
+            [float(r[0]) for r in spend_rows],
+            [float(r[1]) for r in spend_rows],
+            [float(r[2]) for r in spend_rows],
         )
     if frequency_model is not None and not frequency_model.converged:
         problems.append(f"BG/NBD did not converge ({frequency_model.message}): no predictions this time")
@@ -197,9 +199,13 @@ def _drop_old_partitions(warehouse: Warehouse, current: int) -> None:
     db = warehouse.database
     done = {
         int(r[0])
-        for r in warehouse.query(f"SELECT refresh_id FROM {db}.analytics_refreshes FINAL WHERE status = 'done'")
+        for r in warehouse.query(
+            f"SELECT refresh_id FROM {db}.analytics_refreshes FINAL WHERE status = 'done'"
+        )
     }
-    present = sorted(int(r[0]) for r in warehouse.query(f"SELECT DISTINCT refresh_id FROM {db}.customer_value"))
+    present = sorted(
+        int(r[0]) for r in warehouse.query(f"SELECT DISTINCT refresh_id FROM {db}.customer_value")
+    )
     keep = set(sorted(done & set(present))[-KEEP_PARTITIONS:]) | {current}
     for refresh_id in present:
         if refresh_id not in keep:
@@ -209,9 +215,8 @@ def _drop_old_partitions(warehouse: Warehouse, current: int) -> None:
 def refresh_status(warehouse: Warehouse, refresh_id: int | None = None) -> dict[str, Any] | None:
     """One refresh's status document (the latest one without ``refresh_id``), or None."""
     where = "" if refresh_id is None else f"WHERE refresh_id = {int(refresh_id)}"
-    rows = warehouse.query_dicts(
-        f"SELECT * FROM {warehouse.database}.analytics_refreshes FINAL {where} ORDER BY refresh_id DESC LIMIT 1"
-    )
+    table = f"{warehouse.database}.analytics_refreshes"
+    rows = warehouse.query_dicts(f"SELECT * FROM {table} FINAL {where} ORDER BY refresh_id DESC LIMIT 1")
     if not rows:
         return None
     row = rows[0]
@@ -265,6 +270,10 @@ class RefreshRunner:
         self._threads: list[threading.Thread] = []
 
     @property
+    def warehouse(self) -> Warehouse:
+        return self._warehouse
+
+    @property
     def running(self) -> int | None:
         return self._current
 
@@ -314,3 +323,35 @@ class RefreshRunner:
     def join(self, timeout: float | None = None) -> None:
         for thread in list(self._threads):
             thread.join(timeout)
+
+    def schedule(self, every: float, stop: threading.Event, first_check: float = 30.0) -> threading.Thread:
+        """Refresh whenever the last finished refresh is ``every`` seconds old (or there is none),
+        checking after ``first_check`` seconds and then every ``min(every, 60)`` seconds."""
+
+        def loop() -> None:
+            wait = first_check
+            while not stop.wait(wait):
+                wait = min(every, 60.0)
+                if self.running is not None:
+                    continue
+                try:
+                    if self._due(every):
+                        self.start(self.options(), "schedule")
+                except RefreshBusyError:
+                    continue
+                except Exception:
+                    log.warning("analytics: cannot start the scheduled refresh", exc_info=True)
+
+        thread = threading.Thread(target=loop, name="analytics-schedule", daemon=True)
+        thread.start()
+        return thread
+
+    def _due(self, every: float) -> bool:
+        rows = self._warehouse.query(
+            f"SELECT max(started_at) FROM {self._warehouse.database}.analytics_refreshes FINAL"
+            " WHERE status = 'done' OR (status = 'failed' AND trigger = 'schedule')"
+        )
+        last = rows[0][0] if rows else None
+        if last is None or last.year < 2000:
+            return True
+        return bool((datetime.now(UTC) - last).total_seconds() >= every)

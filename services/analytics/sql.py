@@ -157,15 +157,16 @@ def score_sql(
     attributes = ", ".join(f"{name} AS {name}" for name in VALUE_ATTRIBUTES)
     return f"""INSERT INTO {_name(db)}.customer_value
 SELECT
-    {int(refresh_id)} AS refresh_id, profile_id, now64(3) AS computed_at, orders, first_order_at, last_order_at,
-    days_since_last_order, historical_clv, average_order_value, frequency, recency, age, repeat_order_value,
-    rfm_recency_score AS r_score, rfm_frequency_score AS f_score, rfm_monetary_score AS m_score, rfm_score,
-    abc_class, revenue_share, cumulative_share, p_alive, churn_risk, predicted_purchases, expected_order_value,
-    predicted_clv,
+    {int(refresh_id)} AS refresh_id, profile_id, now64(3) AS computed_at, orders, first_order_at,
+    last_order_at, days_since_last_order, historical_clv, average_order_value, frequency, recency, age,
+    repeat_order_value, rfm_recency_score AS r_score, rfm_frequency_score AS f_score,
+    rfm_monetary_score AS m_score, rfm_score, abc_class, revenue_share, cumulative_share, p_alive, churn_risk,
+    predicted_purchases, expected_order_value, predicted_clv,
     toJSONString(CAST(tuple({attributes}), 'Tuple(rfm_recency_score UInt8, rfm_frequency_score UInt8,
         rfm_monetary_score UInt8, rfm_score String, abc_class String, historical_clv Float64,
         predicted_clv Nullable(Float64), predicted_purchases Nullable(Float64),
-        expected_order_value Nullable(Float64), p_alive Nullable(Float64), churn_risk Nullable(Float64))')) AS attributes
+        expected_order_value Nullable(Float64), p_alive Nullable(Float64),
+        churn_risk Nullable(Float64))')) AS attributes
 FROM
 (
     SELECT
@@ -180,7 +181,8 @@ FROM
         {_score("days_since_last_order DESC")} AS rfm_recency_score,
         {_score("orders ASC")} AS rfm_frequency_score,
         {_score("revenue_net ASC")} AS rfm_monetary_score,
-        concat(toString(rfm_recency_score), toString(rfm_frequency_score), toString(rfm_monetary_score)) AS rfm_score,
+        concat(toString(rfm_recency_score), toString(rfm_frequency_score),
+               toString(rfm_monetary_score)) AS rfm_score,
         greatest(revenue_net, 0) AS positive,
         sum(positive) OVER () AS total_positive,
         sum(positive) OVER (ORDER BY revenue_net DESC, w.profile_id ASC

@@ -92,7 +92,9 @@ class Settings(BaseSettings):
 
     # --- customer analytics -------------------------------------------------------------------
     analytics_refresh_seconds: float = Field(
-        3600.0, ge=0, description="How often customer value (RFM, ABC, CLV, churn risk) is refreshed; 0: only on demand"
+        3600.0,
+        ge=0,
+        description="Seconds between customer value (RFM, ABC, CLV, churn) refreshes; 0: on demand only",
     )
     analytics_unit: Literal["days", "weeks"] = Field(
         "days", description="Time unit of the BG/NBD fit of scheduled refreshes"
@@ -104,10 +106,16 @@ class Settings(BaseSettings):
         1.0, gt=0, le=1, description="Share of net revenue that is margin, applied to predictive CLV"
     )
     analytics_abc_a: float = Field(
-        0.80, gt=0, lt=1, description="ABC analysis: class A holds the customers making up this share of revenue"
+        0.80,
+        gt=0,
+        lt=1,
+        description="ABC analysis: class A holds the customers making this share of revenue",
     )
     analytics_abc_b: float = Field(
-        0.15, gt=0, lt=1, description="ABC analysis: class B holds the next share of revenue; class C the rest"
+        0.15,
+        gt=0,
+        lt=1,
+        description="ABC analysis: class B holds the next share of revenue, C the rest",
     )
 
     # --- observability ------------------------------------------------------------------------

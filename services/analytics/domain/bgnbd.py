@@ -55,16 +55,12 @@ def log_likelihood_terms(params: BgNbd, x: ArrayLike, t_x: ArrayLike, big_t: Arr
     alive = -(r + x_) * np.log(alpha + tt)
     repeat = x_ > 0
     dropped = np.full_like(x_, -np.inf)
-    dropped[repeat] = (
-        np.log(a) - np.log(b + x_[repeat] - 1) - (r + x_[repeat]) * np.log(alpha + tx[repeat])
-    )
+    dropped[repeat] = np.log(a) - np.log(b + x_[repeat] - 1) - (r + x_[repeat]) * np.log(alpha + tx[repeat])
     result: Floats = common + np.logaddexp(alive, dropped)
     return result
 
 
-def fit(
-    x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike, weights: ArrayLike | None = None
-) -> BgNbdFit:
+def fit(x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike, weights: ArrayLike | None = None) -> BgNbdFit:
     """Maximum-likelihood parameters for customers ``(x, t_x, T)``; ``weights`` counts how many
     customers share each triple."""
     x_ = np.asarray(x, dtype=np.float64)
@@ -91,14 +87,14 @@ def p_alive(params: BgNbd, x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike) -> Fl
     tx = np.asarray(t_x, dtype=np.float64)
     tt = np.asarray(big_t, dtype=np.float64)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        odds = (params.a / (params.b + x_ - 1)) * ((params.alpha + tt) / (params.alpha + tx)) ** (params.r + x_)
+        odds = (params.a / (params.b + x_ - 1)) * ((params.alpha + tt) / (params.alpha + tx)) ** (
+            params.r + x_
+        )
         result: Floats = np.where(x_ > 0, 1.0 / (1.0 + odds), 1.0)
     return result
 
 
-def expected_purchases(
-    params: BgNbd, t: float, x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike
-) -> Floats:
+def expected_purchases(params: BgNbd, t: float, x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike) -> Floats:
     """E[Y(t) | x, t_x, T]: expected purchases in the next ``t`` units (equation 10)."""
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x_ = np.asarray(x, dtype=np.float64)

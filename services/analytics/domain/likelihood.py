@@ -43,4 +43,6 @@ def maximise(log_likelihood: Callable[[Floats], float], start: Floats) -> Search
     params = tuple(float(v) for v in np.exp(best.x))
     sane = all(SANE[0] <= p <= SANE[1] for p in params)
     message = str(best.message) if sane else f"{best.message}; parameters out of range {SANE}: {params}"
-    return Search(params, -float(best.fun), bool(best.success) and sane and best.fun < 1e300, evaluations, message)
+    return Search(
+        params, -float(best.fun), bool(best.success) and sane and best.fun < 1e300, evaluations, message
+    )
