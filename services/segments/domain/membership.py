@@ -25,6 +25,7 @@ class Reason:
     BACKFILL = "backfill"  # the segment was created or changed
     MERGED = "merged"  # the profile id was merged into another profile (or left empty by a split)
     CONSENT = "consent"  # activation only: the consent the segment requires was granted or withdrawn
+    VALUE = "value"  # a customer value refresh changed the profile's value attributes
     DELETED = "segment_deleted"
 
 

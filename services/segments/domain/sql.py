@@ -11,7 +11,9 @@ finds on the same profiles at the same ``now`` (tests/integration/segments prove
   profile an event belongs to now, after merges and splits), reduced to what a profile keeps
   (``recent_events``): per track event name the latest ``RECENT_PER_EVENT`` distinct occurrences
   as (event time in µs, CRC32 of the message id, amount in money units or -1);
-* ``segment:`` conditions inline the referenced segment's rule; consents follow ``consents_of``.
+* ``segment:`` conditions inline the referenced segment's rule; consents follow ``consents_of``;
+* customer value attributes (``abc_class``, ``churn_risk``, ...) come from the latest finished
+  refresh in ``customer_value``, joined to each profile's attributes.
 
 Pure string building: ``now`` is written as a literal, strings go through ``quote`` and the
 database name must be a plain identifier.
@@ -347,7 +349,7 @@ def compile_members_sql(
     rule = _inline(catalog.rule(segment_id), catalog)
     columns = _event_columns(rule)
     condition = _condition(rule, _Context(to_micros(now), columns))
-    profiles = f"(SELECT profile_id, traits, attributes FROM {db}.profiles FINAL WHERE live) AS profile"
+    profiles = _profiles(db)
     if not columns:
         return f"SELECT profile_id FROM {profiles}\nWHERE {condition}"
     return (
@@ -355,6 +357,24 @@ def compile_members_sql(
         f"LEFT JOIN {_recent_events(db, columns)} AS recent ON profile.profile_id = recent.pid\n"
         f"WHERE {condition}\n"
         "SETTINGS join_use_nulls = 0"
+    )
+
+
+def _profiles(db: str) -> str:
+    """Live profiles; the latest customer value refresh's attributes join their own (as
+    ``SegmentProcessor.values`` does), by splicing the two JSON objects."""
+    values = (
+        f"SELECT profile_id, attributes FROM {db}.customer_value WHERE refresh_id = "
+        f"(SELECT max(refresh_id) FROM {db}.analytics_refreshes FINAL WHERE status = 'done')"
+    )
+    merged = (
+        "if(v.attributes = '', p.attributes, if(p.attributes IN ('', '{}'), v.attributes,"
+        " concat(substring(p.attributes, 1, length(p.attributes) - 1), ',', substring(v.attributes, 2))))"
+    )
+    return (
+        f"(SELECT p.profile_id AS profile_id, p.traits AS traits, {merged} AS attributes\n"
+        f" FROM {db}.profiles AS p FINAL LEFT JOIN ({values}) AS v ON p.profile_id = v.profile_id\n"
+        " WHERE p.live SETTINGS join_use_nulls = 0) AS profile"
     )
 
 

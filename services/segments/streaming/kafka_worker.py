@@ -37,6 +37,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
 from schemas.topics import TopicSpec
+from services.analytics.store import latest_refresh_id, values_of_partitions
 from services.core.kafka.admin import ensure_topics
 from services.core.kafka.faust_app import worker_app
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer
@@ -108,6 +109,7 @@ class SegmentWorker:
         self._pending_loads: set[int] = set()
         self._feeds: set[str] = set()
         self._processed: dict[int, int] = {}  # cdp.profiles partition -> next offset
+        self._values_refresh = 0  # the customer value refresh whose attributes the profiles hold
         self._last_activity = time.monotonic()
         self._watermarks: Consumer | None = None
         self._evaluations_reported = 0
@@ -120,6 +122,12 @@ class SegmentWorker:
     async def start(self) -> None:
         self._producer = AsyncProducer(self._bootstrap, **{"linger.ms": 2})
         await self._refresh_catalog()
+        try:
+            # Partitions load the values of this refresh before their profiles are evaluated.
+            latest = await asyncio.to_thread(latest_refresh_id, self._warehouse)
+            self._values_refresh = latest or 0
+        except Exception:
+            log.warning("segments: cannot read the customer value refreshes", exc_info=True)
         app = worker_app(self._app_id, self._bootstrap, self._partitions, self._session_timeout)
         profiles = app.topic(topics.PROFILES, partitions=self._partitions, key_serializer="raw",
                              value_serializer="raw")  # fmt: skip
@@ -153,6 +161,7 @@ class SegmentWorker:
         @app.timer(self._catalog_seconds)  # type: ignore[untyped-decorator]
         async def follow_definitions() -> None:
             await self._refresh_catalog()
+            await self._refresh_values()
 
         @app.timer(5.0)  # type: ignore[untyped-decorator]
         async def report() -> None:
@@ -230,6 +239,48 @@ class SegmentWorker:
         self.catalog_loaded.set()
         self._update_sizes()
 
+    async def _refresh_values(self) -> None:
+        """After a customer value refresh: its attributes join the profiles held here."""
+        try:
+            latest = await asyncio.to_thread(latest_refresh_id, self._warehouse)
+        except Exception:
+            log.warning("segments: cannot read the customer value refreshes", exc_info=True)
+            return
+        if latest is None or latest <= self._values_refresh:
+            return
+        async with self._lock:
+            await self._load_pending()
+            owned = set(self._owned)
+            rows = await asyncio.to_thread(
+                values_of_partitions, self._warehouse, latest, self._partitions, owned
+            )
+            outputs = self._apply_values(rows, owned)
+            for start in range(0, len(outputs), BACKFILL_CHUNK):
+                await self._publish(outputs[start : start + BACKFILL_CHUNK])
+                await asyncio.sleep(0)
+            self._values_refresh = latest
+            log.info(
+                "segments: customer value refresh %s: %d profiles, %d re-evaluated with transitions",
+                latest, len(rows), len(outputs),
+            )  # fmt: skip
+        self._update_sizes()
+
+    def _apply_values(self, rows: list[tuple[str, str]], partitions: set[int]) -> list[Output]:
+        fresh = {pid: attributes.encode() for pid, attributes in rows}
+        outputs = []
+        gone = [
+            pid
+            for pid in self.processor.valued()
+            if pid not in fresh and partition_of(pid, self._partitions) in partitions
+        ]
+        for profile_id in gone:
+            if (output := self.processor.values(profile_id, None)) is not None:
+                outputs.append(output)
+        for profile_id, attributes in fresh.items():
+            if (output := self.processor.values(profile_id, attributes)) is not None:
+                outputs.append(output)
+        return outputs
+
     async def _backfill(self, changed: list[str]) -> None:
         """Evaluate every known profile after ``changed`` segments appeared or changed (lock held)."""
         ids = self.processor.profile_ids()
@@ -287,6 +338,11 @@ class SegmentWorker:
             self.processor.load_state(record)
         for record in transitions:
             self.processor.load_transition(record)
+        if self._values_refresh:
+            rows = await asyncio.to_thread(
+                values_of_partitions, self._warehouse, self._values_refresh, self._partitions, partitions
+            )
+            self._apply_values(rows, partitions)  # before the profiles: nothing to evaluate yet
         outputs = [o for record in latest if (o := self.processor.profile(record, replay=True)) is not None]
         await self._publish(outputs)
         self._pending_loads -= partitions

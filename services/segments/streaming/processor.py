@@ -51,6 +51,7 @@ class _Profile:
     version: int = 0  # the last profile version evaluated
     seen: bool = False  # a profile record was applied (not only a loaded state)
     states: dict[str, MemberState] = field(default_factory=dict)
+    values: bytes | None = None  # customer value attributes of the latest analytics refresh (JSON)
 
 
 def _compact(record: Mapping[str, Any]) -> bytes:
@@ -113,6 +114,25 @@ class SegmentProcessor:
         current.view = _compact(record) if record.get("live") else None
         cause = record.get("cause") if reason == Reason.EVENT else None
         return self._evaluate(profile_id, current, reason, cause)
+
+    def values(self, profile_id: str, attributes: bytes | None) -> Output | None:
+        """The customer value attributes a refresh computed for the profile (None: it has none).
+        They join its attributes; a known profile whose values changed is evaluated again."""
+        current = self._profiles.get(profile_id)
+        if current is None:
+            if attributes is None:
+                return None
+            current = self._profiles[profile_id] = _Profile(None)
+        if current.values == attributes:
+            return None
+        current.values = attributes
+        if not current.seen:
+            return None
+        return self._evaluate(profile_id, current, Reason.VALUE, None)
+
+    def valued(self) -> list[str]:
+        """Profiles holding customer value attributes."""
+        return [pid for pid, p in self._profiles.items() if p.values is not None]
 
     def due(self, now: int) -> list[tuple[str, int]]:
         """Profiles whose recheck instant is at or before ``now``, with that instant."""
@@ -196,7 +216,12 @@ class SegmentProcessor:
         self, profile_id: str, current: _Profile, reason: str, cause: Mapping[str, Any] | None
     ) -> Output | None:
         now = self._now()
-        view = None if current.view is None else ProfileView.from_record(orjson.loads(current.view))
+        view = None
+        if current.view is not None:
+            record = orjson.loads(current.view)
+            if current.values is not None:
+                record["attributes"] = {**record["attributes"], **orjson.loads(current.values)}
+            view = ProfileView.from_record(record)
         before = {sid: s.member for sid, s in current.states.items()}
         evaluation = reevaluate(self._catalog, profile_id, view, current.states, now, reason)
         self.evaluations += len(self._catalog)

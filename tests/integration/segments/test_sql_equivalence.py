@@ -62,6 +62,12 @@ RULES: dict[str, dict[str, Any]] = {
     "newsletter_doi": {"consent": "email_marketing", "double_opt_in": True},
     "analytics": {"consent": "analytics"},
     "spenders_without_doi": {"all": [{"segment": "revenue_90d"}, {"not": {"segment": "newsletter_doi"}}]},
+    "a_at_risk": {"all": [{"attribute": "abc_class", "op": "=", "value": "A"},
+                          {"attribute": "churn_risk", "op": ">", "value": 0.6}]},
+    "top_rfm": {"attribute": "rfm_score", "op": "in", "value": ["555", "554"]},
+    "clv_band": {"attribute": "predicted_clv", "op": "between", "value": [50, 300]},
+    "no_prediction": {"attribute": "churn_risk", "op": "exists", "value": False},
+    "valuable_history": {"attribute": "historical_clv", "op": ">=", "value": 450},
     "nested": {
         "any": [
             {"all": [{"trait": "plan", "op": "in", "value": ["pro", "Pro"]}, {"not": {"trait": "age", "op": "<", "value": 25}}]},
@@ -129,6 +135,7 @@ class DataSet:
     redirects: list[dict[str, Any]] = field(default_factory=list)
     unresolved: list[Event] = field(default_factory=list)
     replayed: set[str] = field(default_factory=set)  # message ids stored twice
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # customer value attributes
 
     def person(self, pid: str, events: list[Event], anchor: str | None = None) -> str:
         anchor = anchor or f"email:{pid}@example.de"
@@ -144,7 +151,11 @@ class DataSet:
             state = ProfileState()
             for e in events:
                 state.apply(e)
-            attributes = {**state.attributes(FOLDED_AT), **self.extra_attributes.get(pid, {})}
+            attributes = {
+                **state.attributes(FOLDED_AT),
+                **self.extra_attributes.get(pid, {}),
+                **self.values.get(pid, {}),
+            }
             out[pid] = {
                 "schemaVersion": 1, "profileId": pid, "version": 10, "position": 10, "live": True,
                 "mergedInto": None, "identifiers": self.anchors[pid], "traits": state.traits(),
@@ -314,6 +325,14 @@ def build_data_set(seed: int = 7, people: int = 40) -> DataSet:
     # Events that resolved to no profile: they count for nobody.
     data.unresolved += [track("Order Completed", days(1), order_id="u-1", revenue=999),
                         track("Product Added", days(2))]  # fmt: skip
+    # Customer value attributes of the latest finished refresh, some without model predictions.
+    for n in range(0, people, 2):
+        data.values[profile_id(n)] = {
+            "abc_class": rng.choice("ABC"), "rfm_score": rng.choice(["555", "554", "111", "345"]),
+            "rfm_recency_score": rng.randint(1, 5), "historical_clv": round(rng.uniform(0, 900), 2),
+            "churn_risk": None if n % 6 == 0 else round(rng.random(), 4),
+            "predicted_clv": None if n % 6 == 0 else round(rng.uniform(0, 400), 2),
+        }  # fmt: skip
     return data
 
 
@@ -358,6 +377,17 @@ def store(warehouse: Warehouse, data: DataSet, records: dict[str, dict[str, Any]
     insert(warehouse, "events", data.unresolved, "unresolved")
     insert(warehouse, "identity_assignments", data.assignments)
     insert(warehouse, "profile_redirects", data.redirects)
+    # Values: refresh 2 is the latest finished one; 1 is older and 3 still running (both ignored).
+    stale = {"abc_class": "A", "churn_risk": 0.99, "rfm_score": "555", "predicted_clv": 999.0}
+    value_rows = [
+        {"refresh_id": refresh, "profile_id": pid, "attributes": orjson.dumps(values).decode()}
+        for pid, current in data.values.items()
+        for refresh, values in ((1, stale), (2, current), (3, stale))
+    ]
+    warehouse.insert_json_rows("customer_value", b"\n".join(map(orjson.dumps, value_rows)))
+    refreshes = [{"refresh_id": 1, "status": "done"}, {"refresh_id": 2, "status": "done"},
+                 {"refresh_id": 3, "status": "running"}]  # fmt: skip
+    warehouse.insert_json_rows("analytics_refreshes", b"\n".join(map(orjson.dumps, refreshes)))
     # Separate inserts: ReplacingMergeTree collapses versions within one block at insert time.
     insert(warehouse, "profiles", data.stale_records)
     insert(warehouse, "profiles", records.values())

@@ -171,3 +171,37 @@ def test_state_rows_round_trip_through_the_warehouse_shape() -> None:
     assert state_from_rows(warehouse_rows) == {
         "p1": {"profileId": "p1", "profileVersion": 7, "segments": {"a": [True, False, 3, 2, 4]}}
     }
+
+
+AT_RISK_YAML = """
+- id: a_at_risk
+  name: A customers likely to churn
+  rule:
+    all:
+      - {attribute: abc_class, op: "=", value: A}
+      - {attribute: churn_risk, op: ">", value: 0.6}
+"""
+
+
+def test_customer_value_attributes_enter_and_leave_segments() -> None:
+    clock = Clock()
+    processor = SegmentProcessor(catalog(AT_RISK_YAML), clock)
+    # Values that arrive before the profile wait for it: nothing to evaluate yet.
+    assert processor.values("p1", b'{"abc_class":"A","churn_risk":0.7}') is None
+    entered = processor.profile(record("p1", 1, [order(1)]))
+    assert entered is not None
+    assert [(t.segment_id, t.action, t.reason) for t in entered.transitions if not t.activation] == [
+        ("a_at_risk", "entered", "event")
+    ]
+    assert processor.values("p1", b'{"abc_class":"A","churn_risk":0.7}') is None  # unchanged: no work
+    left = processor.values("p1", b'{"abc_class":"A","churn_risk":0.4}')
+    assert left is not None
+    assert [(t.action, t.reason) for t in left.transitions if not t.activation] == [("exited", "value")]
+    back = processor.values("p1", b'{"abc_class":"A","churn_risk":0.9}')
+    assert back is not None and [t.action for t in back.transitions if not t.activation] == ["entered"]
+    assert processor.valued() == ["p1"]
+    gone = processor.values("p1", None)  # no longer a customer in the latest refresh
+    assert gone is not None and [(t.action, t.reason) for t in gone.transitions if not t.activation] == [
+        ("exited", "value")
+    ]
+    assert processor.valued() == [] and processor.members() == {"a_at_risk": 0}

@@ -80,7 +80,7 @@ def test_event_names_are_quoted_in_the_members_query():
 
 def test_the_database_name_must_be_an_identifier():
     segments = catalog(s={"trait": "plan", "op": "exists"})
-    assert "FROM analytics.profiles FINAL WHERE live" in compile_members_sql("s", segments, NOW, "analytics")
+    assert "FROM analytics.profiles AS p FINAL" in compile_members_sql("s", segments, NOW, "analytics")
     for bad in ("cdp; DROP TABLE x", "c`d", "", "1cdp", "cdp.profiles"):
         with pytest.raises(ValueError, match="identifier"):
             compile_members_sql("s", segments, NOW, bad)
@@ -148,8 +148,8 @@ def test_events_come_from_the_current_profile_of_each_stored_event():
         plain={"trait": "plan", "op": "exists"},
     )
     sql = compile_members_sql("cart", segments, NOW)
-    assert "FROM cdp.profiles FINAL WHERE live" in sql
+    assert "FROM cdp.profiles AS p FINAL" in sql
     assert "FROM cdp.events_current_profile" in sql and "GROUP BY current_profile_id" in sql
     assert "type = 'track'" in sql and "event IN ('Order Completed', 'Product Added')" in sql
     assert "), -50) AS ev0" in sql  # the latest 50 occurrences, as profiles keep them
-    assert "JOIN" not in compile_members_sql("plain", segments, NOW)
+    assert "events_current_profile" not in compile_members_sql("plain", segments, NOW)
