@@ -50,10 +50,11 @@ def test_profile_carries_the_whole_contract(admin: httpx.Client):
     response = admin.get("/api/v1/profiles/lookup", params={"email": "anna@example.de"})
     profile = response.json()
     assert set(profile) == {"profile_id", "identities", "traits", "attributes", "recent_events", "consents",
-                            "segments", "merged_from", "updated_at"}  # fmt: skip
+                            "segments", "value", "merged_from", "updated_at"}  # fmt: skip
     assert profile["traits"]["last_name"] == "Schmidt"  # the newest version
     assert profile["attributes"]["orders_count"] == 2
     assert profile["consents"] == [] and profile["segments"] == []
+    assert profile["value"] is None  # no customer value refresh in this warehouse
     assert profile["merged_from"] == ["p_visitor"]
     assert profile["updated_at"].endswith("Z")
     assert response.headers["cache-control"] == "no-store"

@@ -26,7 +26,13 @@ class EventLog:
     redirects: list[dict[str, Any]] = field(default_factory=list)
 
     def track(
-        self, profile_id: str, event: str, at: datetime, channel: str, message_id: str | None = None, **properties: Any
+        self,
+        profile_id: str,
+        event: str,
+        at: datetime,
+        channel: str,
+        message_id: str | None = None,
+        **properties: Any,
     ) -> str:
         message_id = message_id or f"m-{next(_ids)}"
         self.events.append((profile_id, {
@@ -46,10 +52,13 @@ class EventLog:
         return self.track(profile_id, "Order Completed", at, "shop", **props)
 
     def merge(self, absorbed: str, survivor: str) -> None:
-        self.redirects.append({"absorbed": absorbed, "survivor": survivor, "version": len(self.redirects) + 1})
+        self.redirects.append(
+            {"absorbed": absorbed, "survivor": survivor, "version": len(self.redirects) + 1}
+        )
 
 
-def _insert(warehouse: Warehouse, table: str, records: Sequence[Any], topic: str | None = None) -> None:
+def insert_records(warehouse: Warehouse, table: str, records: Sequence[Any], topic: str | None = None) -> None:
+    """``records`` into ``table`` the way a topic sink writes them (``_raw`` plus Kafka position)."""
     rows = []
     for offset, record in enumerate(records):
         row: dict[str, Any] = {"_raw": orjson.dumps(record).decode(), "kafka_cluster": "test",
@@ -68,8 +77,8 @@ def store(warehouse: Warehouse, log: EventLog, chunk: int = 50_000) -> None:
         for position, (pid, event) in enumerate(log.events, start=1)
     ]  # fmt: skip
     for start in range(0, len(records), chunk):
-        _insert(warehouse, "events", records[start : start + chunk], "cdp.identity.resolved")
-    _insert(warehouse, "profile_redirects", log.redirects)
+        insert_records(warehouse, "events", records[start : start + chunk], "cdp.identity.resolved")
+    insert_records(warehouse, "profile_redirects", log.redirects)
 
 
 def rows(warehouse: Warehouse, sql: str) -> list[dict[str, Any]]:

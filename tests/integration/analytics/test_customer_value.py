@@ -30,6 +30,7 @@ import numpy as np
 import orjson
 import pytest
 
+from services.admin.profiles import ProfileReader
 from services.analytics import sql
 from services.analytics.domain import bgnbd, gamma_gamma
 from services.analytics.domain.bgnbd import BgNbd
@@ -38,7 +39,7 @@ from services.analytics.domain.value import ValueOptions
 from services.analytics.refresh import refresh_status, run_refresh
 from services.core.warehouse.migrations import apply_migrations
 from services.core.warehouse.port import Warehouse
-from tests.integration.analytics.stored_events import EventLog, store
+from tests.integration.analytics.stored_events import EventLog, insert_records, store
 from tests.integration.analytics.test_cdnow import cdnow_log
 
 UNTIL = date(2026, 6, 30)
@@ -90,7 +91,14 @@ def test_refresh_scores_customers_as_computed_by_hand(valued: tuple[Warehouse, d
     }
     for pid, (orders, net, since, frequency, rfm, abc) in expected.items():
         row = rows[pid]
-        got = (row["orders"], row["historical_clv"], row["days_since_last_order"], row["frequency"], row["rfm_score"], row["abc_class"])
+        got = (
+            row["orders"],
+            row["historical_clv"],
+            row["days_since_last_order"],
+            row["frequency"],
+            row["rfm_score"],
+            row["abc_class"],
+        )
         assert got == (orders, net, since, frequency, rfm, abc), pid
     assert rows["c1"]["r_score"] == 4 and rows["c1"]["f_score"] == 4 and rows["c1"]["m_score"] == 4
     assert rows["c6"]["first_order_at"] == at(3, 1)  # the absorbed profile's order counts for c6
@@ -117,7 +125,9 @@ def test_refresh_predictions_follow_the_fitted_models(warehouse: Warehouse) -> N
     """Every CDNOW customer's predictions from SQL against scipy's, with the refresh's own fit."""
     apply_migrations(warehouse)
     store(warehouse, cdnow_log())
-    status = run_refresh(warehouse, ValueOptions(date(1997, 9, 30), "weeks", horizon_days=39 * 7), trigger="test")
+    status = run_refresh(
+        warehouse, ValueOptions(date(1997, 9, 30), "weeks", horizon_days=39 * 7), trigger="test"
+    )
     model = status["model"]
     assert model["converged"] is True
     params = BgNbd(model["bgnbd"]["r"], model["bgnbd"]["alpha"], model["bgnbd"]["a"], model["bgnbd"]["b"])
@@ -135,7 +145,9 @@ def test_refresh_predictions_follow_the_fitted_models(warehouse: Warehouse) -> N
     assert [r["churn_risk"] for r in rows] == pytest.approx(list(1 - alive), abs=1e-4)
     assert [r["predicted_purchases"] for r in rows] == pytest.approx(list(purchases), abs=1e-4)
     assert [r["expected_order_value"] for r in rows] == pytest.approx(list(order_value), abs=0.01)
-    assert [r["predicted_clv"] for r in rows] == pytest.approx(list(purchases * order_value), rel=1e-3, abs=0.01)
+    assert [r["predicted_clv"] for r in rows] == pytest.approx(
+        list(purchases * order_value), rel=1e-3, abs=0.01
+    )
     # Customer 1 of the paper: 2 repeat purchases, the last at 30.43 of 38.86 weeks.
     first = next(r for r in rows if r["profile_id"] == "cdnow-1")
     assert first["predicted_purchases"] == pytest.approx(1.226, abs=0.002)
@@ -151,15 +163,22 @@ def test_values_reach_profiles_as_attributes(valued: tuple[Warehouse, dict, dict
     assert attributes["historical_clv"] == 300.0 and attributes["churn_risk"] is None  # too few to fit
 
 
-def test_a_second_refresh_replaces_the_first_and_old_partitions_go(valued: tuple[Warehouse, dict, dict]) -> None:
+def test_a_second_refresh_replaces_the_first_and_old_partitions_go(
+    valued: tuple[Warehouse, dict, dict],
+) -> None:
     warehouse, _, first = valued
     db = warehouse.database
     second = run_refresh(warehouse, ValueOptions(date(2026, 7, 31), "weeks"), trigger="test")
     third = run_refresh(warehouse, ValueOptions(date(2026, 7, 31), "days"), trigger="test")
-    latest = warehouse.query_dicts(f"SELECT profile_id, days_since_last_order FROM {db}.customer_value_latest")
+    latest = warehouse.query_dicts(
+        f"SELECT profile_id, days_since_last_order FROM {db}.customer_value_latest"
+    )
     assert {r["profile_id"] for r in latest} == {"c1", "c2", "c3", "c4", "c6", "c8"}  # c8's order now counts
     assert {r["refresh_id"] for r in [first, second, third]} == {
-        int(r[0]) for r in warehouse.query(f"SELECT refresh_id FROM {db}.analytics_refreshes FINAL WHERE status = 'done'")
+        int(r[0])
+        for r in warehouse.query(
+            f"SELECT refresh_id FROM {db}.analytics_refreshes FINAL WHERE status = 'done'"
+        )
     }
     kept = {int(r[0]) for r in warehouse.query(f"SELECT DISTINCT refresh_id FROM {db}.customer_value")}
     assert kept == {second["refresh_id"], third["refresh_id"]}
@@ -169,7 +188,7 @@ def test_a_second_refresh_replaces_the_first_and_old_partitions_go(valued: tuple
 def test_prediction_sql_matches_scipy_across_customers(warehouse: Warehouse) -> None:
     """The series in SQL against scipy's hyp2f1, including heavy buyers and brand-new customers."""
     grid = [(x, t_x, big_t) for x, t_x, big_t in itertools.product(
-        [0, 1, 2, 5, 20, 60, 150], [0, 3, 40, 200], [0, 1, 10, 45, 200, 400]) if t_x <= big_t and (x == 0) == (t_x == 0) or (x > 0 and 0 < t_x <= big_t)]  # fmt: skip
+        [0, 1, 2, 5, 20, 60, 150], [0, 3, 40, 200], [0, 1, 10, 45, 200, 400]) if (t_x <= big_t and (x == 0) == (t_x == 0)) or (x > 0 and 0 < t_x <= big_t)]  # fmt: skip
     grid = [(x, t, tt) for x, t, tt in grid if (x == 0 and t == 0) or (x > 0 and 0 < t <= tt and x <= t + 1)]
     rows = " UNION ALL ".join(
         f"SELECT toUInt32({x}) AS frequency, toUInt32({t}) AS recency_days, toUInt32({tt}) AS age_days"
@@ -185,4 +204,22 @@ def test_prediction_sql_matches_scipy_across_customers(warehouse: Warehouse) -> 
             want = float(bgnbd.expected_purchases(params, 365.0, [x], [t], [tt])[0])
             assert np.isfinite(want)
             assert expected == pytest.approx(want, rel=1e-6, abs=1e-9), (params, x, t, tt)
-            assert alive == pytest.approx(float(bgnbd.p_alive(params, [x], [t], [tt])[0]), rel=1e-9), (x, t, tt)
+            assert alive == pytest.approx(float(bgnbd.p_alive(params, [x], [t], [tt])[0]), rel=1e-9), (
+                x,
+                t,
+                tt,
+            )
+
+
+def test_profile_360_shows_the_customer_value(valued: tuple[Warehouse, dict, dict]) -> None:
+    warehouse, _, _ = valued
+    profiles = [{"profileId": pid, "version": 1, "live": True, "identifiers": [f"customer_id:{pid}"],
+                 "traits": {}, "attributes": {}} for pid in ("c1", "c6")]  # fmt: skip
+    insert_records(warehouse, "profiles", profiles)
+    reader = ProfileReader(warehouse)
+    anna = reader.get("c1")
+    assert anna is not None and anna["value"] is not None
+    assert anna["value"]["abc_class"] == "A" and anna["value"]["rfm_score"] == "444"
+    assert anna["value"]["computed_at"].endswith("Z")
+    merged = reader.get("c6")
+    assert merged is not None and merged["value"]["historical_clv"] == 140.0  # type: ignore[index]
