@@ -49,11 +49,13 @@ def worker_app(app_id: str, bootstrap: str, partitions: int, session_timeout: fl
     under the system's temporary directory instead of the working directory.
     """
     shorten_fetch_wait()
+    datadir = Path(tempfile.gettempdir()) / "cdp-faust" / f"{app_id}-data"
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     return faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
         store="memory://",
-        datadir=Path(tempfile.gettempdir()) / "cdp-faust" / f"{app_id}-data",
+        datadir=datadir,
         web_enabled=False,
         broker_session_timeout=session_timeout,
         topic_partitions=partitions,
