@@ -122,7 +122,8 @@ def predictions_sql(work: str, options: ValueOptions, model: BgNbd | None) -> st
         )
     return f"""SELECT frequency, recency_days, age_days,
        toNullable({_p_alive(model)}) AS p_alive,
-       toNullable(greatest(0, {_expected_purchases(model, options.horizon)})) AS expected
+       toNullable({_expected_purchases(model, options.horizon)}) AS expected_raw,
+       if(expected_raw IS NULL, NULL, greatest(0, expected_raw)) AS expected
 FROM
 (
     SELECT DISTINCT frequency, recency_days, age_days,

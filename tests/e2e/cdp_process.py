@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class CdpProcess:
     write_key: str
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -49,6 +50,7 @@ class CdpProcess:
             "CDP_SINK_FLUSH_SECONDS": "0.2",
             "CDP_SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET,
             "CDP_ADMIN_TOKEN": ADMIN_TOKEN,
+            **self.extra_env,
         }
 
     def start(self, timeout: float = 90.0) -> None:

@@ -66,7 +66,9 @@ def test_summary_sql_reproduces_the_published_customer_summary(cdnow: Warehouse)
     try:
         ours = {
             r["profile_id"]: r
-            for r in cdnow.query_dicts(f"SELECT profile_id, frequency, recency_days, age_days, repeat_value FROM {work}")
+            for r in cdnow.query_dicts(
+                f"SELECT profile_id, frequency, recency_days, age_days, repeat_value FROM {work}"
+            )
         }
     finally:
         cdnow.command(f"DROP TABLE {work}")
@@ -96,7 +98,9 @@ def test_fit_finds_the_published_parameters(cdnow: Warehouse) -> None:
 def test_expected_purchases_sql_matches_the_published_example(warehouse: Warehouse) -> None:
     model = BgNbd(0.243, 4.414, 0.793, 2.426)
     options = ValueOptions(UNTIL, "weeks", horizon_days=39 * 7)
-    expression = sql.predictions_sql("(SELECT 2 AS frequency, 213 AS recency_days, 272 AS age_days)", options, model)
+    expression = sql.predictions_sql(
+        "(SELECT 2 AS frequency, 213 AS recency_days, 272 AS age_days)", options, model
+    )
     [(expected, alive)] = warehouse.query(f"SELECT expected, p_alive FROM ({expression})")
     # t_x = 213 / 7 = 30.43 and T = 272 / 7 = 38.86 weeks.
     assert expected == pytest.approx(1.226, abs=0.0006)
