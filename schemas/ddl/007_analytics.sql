@@ -110,7 +110,7 @@ SELECT
     if(o.cancelled, o.cancelled_at, NULL) AS cancelled_at,
     if(f.refunds > 0, f.last_refund_at, NULL) AS last_refunded_at,
     f.refunds AS refunds,
-    o.message_id AS message_id
+    o.first_message_id AS message_id
 FROM
 (
     SELECT
@@ -118,16 +118,16 @@ FROM
         minIf(timestamp, event = 'Order Completed') AS placed_at,
         argMinIf(profile_id, timestamp, event = 'Order Completed') AS resolved_profile_id,
         argMinIf(anchor, timestamp, event = 'Order Completed') AS anchor,
-        argMinIf(message_id, timestamp, event = 'Order Completed') AS message_id,
-        argMaxIf(ifNull(amount, 0), (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS revenue,
-        argMaxIf(total, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS total,
-        argMaxIf(subtotal, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS subtotal,
-        argMaxIf(shipping, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS shipping,
-        argMaxIf(tax, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS tax,
-        argMaxIf(discount, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS discount,
-        argMaxIf(coupon, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS coupon,
-        argMaxIf(currency, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS currency,
-        argMaxIf(items, (timestamp, ifNull(amount, 0)), event = 'Order Completed') AS items,
+        argMinIf(message_id, timestamp, event = 'Order Completed') AS first_message_id,
+        argMaxIf(ifNull(amount, 0), (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS revenue,
+        argMaxIf(total, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS total,
+        argMaxIf(subtotal, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS subtotal,
+        argMaxIf(shipping, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS shipping,
+        argMaxIf(tax, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS tax,
+        argMaxIf(discount, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS discount,
+        argMaxIf(coupon, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS coupon,
+        argMaxIf(currency, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS currency,
+        argMaxIf(items, (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed') AS items,
         argMinIf(channel, timestamp, event = 'Order Completed') AS channel,
         argMinIf(source, timestamp, event = 'Order Completed') AS source,
         countIf(event = 'Order Cancelled') > 0 AS cancelled,
@@ -140,11 +140,12 @@ FROM
 LEFT JOIN
 (
     SELECT order_id, max(is_full) AS full_refund, sum(key_amount) AS refunded_amount, count() AS refunds,
-           max(last_at) AS last_refund_at
+           max(refunded_at) AS last_refund_at
     FROM
     (
+        -- a refund was made when its key was first seen (a re-sent refund is not a new one)
         SELECT order_id, refund_key, max(isNull(amount)) AS is_full, max(ifNull(amount, 0)) AS key_amount,
-               max(timestamp) AS last_at
+               min(timestamp) AS refunded_at
         FROM {db}.order_events
         WHERE event = 'Order Refunded'
         GROUP BY order_id, refund_key
@@ -161,8 +162,8 @@ LEFT JOIN
 LEFT JOIN (SELECT absorbed, survivor FROM {db}.profile_redirects FINAL) AS r ON o.resolved_profile_id = r.absorbed
 LEFT JOIN (SELECT absorbed, survivor FROM {db}.profile_redirects FINAL) AS r2 ON a.current = r2.absorbed;
 
--- Every product line of every completed order (the latest completion's lines).
-CREATE TABLE IF NOT EXISTS {db}.order_lines
+-- Every product line of every Order Completed message (a re-sent order has the lines of each message).
+CREATE TABLE IF NOT EXISTS {db}.order_completion_lines
 (
     order_id     String,
     line         UInt16,
@@ -180,10 +181,10 @@ CREATE TABLE IF NOT EXISTS {db}.order_lines
     line_total   Float64,
     currency     LowCardinality(String)
 )
-ENGINE = ReplacingMergeTree(timestamp)
-ORDER BY (order_id, line);
+ENGINE = ReplacingMergeTree
+ORDER BY (order_id, message_id, line);
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.order_lines_mv TO {db}.order_lines AS
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.order_completion_lines_mv TO {db}.order_completion_lines AS
 SELECT
     order_id, toUInt16(line) AS line, message_id, timestamp, profile_id,
     JSONExtractString(product, 'product_id') AS product_id,
@@ -200,7 +201,7 @@ FROM {db}.events
 ARRAY JOIN JSONExtractArrayRaw(properties, 'products') AS product, arrayEnumerate(JSONExtractArrayRaw(properties, 'products')) AS line
 WHERE event = 'Order Completed' AND order_id != '';
 
-INSERT INTO {db}.order_lines
+INSERT INTO {db}.order_completion_lines
 SELECT
     order_id, toUInt16(line), message_id, timestamp, profile_id,
     JSONExtractString(product, 'product_id'), JSONExtractString(product, 'sku'), JSONExtractString(product, 'name'),
@@ -213,67 +214,58 @@ FROM {db}.events
 ARRAY JOIN JSONExtractArrayRaw(properties, 'products') AS product, arrayEnumerate(JSONExtractArrayRaw(properties, 'products')) AS line
 WHERE event = 'Order Completed' AND order_id != '';
 
--- Daily activity per channel, kept as events arrive: orders and revenue of completions, distinct
--- profiles active and buying (as resolved when the event arrived), events.
+-- Every product line of every completed order: the lines of its latest completion (the one whose
+-- values `orders` shows), with the profile the order belongs to now (as in `orders`).
+CREATE OR REPLACE VIEW {db}.order_lines AS
+SELECT
+    l.order_id AS order_id, l.line AS line, l.message_id AS message_id, l.timestamp AS timestamp,
+    o.profile_id AS profile_id,
+    l.product_id AS product_id, l.sku AS sku, l.name AS name, l.category AS category, l.brand AS brand,
+    l.variant AS variant, l.price AS price, l.quantity AS quantity, l.line_total AS line_total,
+    l.currency AS currency
+FROM {db}.order_completion_lines AS l
+INNER JOIN
+(
+    SELECT order_id, argMax(message_id, (timestamp, ifNull(amount, 0), message_id)) AS latest
+    FROM {db}.order_events
+    WHERE event = 'Order Completed' AND order_id IN (SELECT order_id FROM {db}.order_completion_lines)
+    GROUP BY order_id
+) AS c ON l.order_id = c.order_id AND l.message_id = c.latest
+INNER JOIN
+(
+    SELECT order_id, profile_id FROM {db}.orders
+    WHERE order_id IN (SELECT order_id FROM {db}.order_completion_lines)
+) AS o ON l.order_id = o.order_id
+LIMIT 1 BY l.order_id, l.line;
+
+-- Daily activity per channel, kept as events arrive: the events of each profile (as resolved when
+-- the event arrived, '' for events without a person). One row per day, channel and profile, so
+-- that active customers can follow merges when counted.
 CREATE TABLE IF NOT EXISTS {db}.kpi_daily_state
 (
-    day        Date,
-    channel    LowCardinality(String),
-    events     AggregateFunction(count),
-    orders     AggregateFunction(uniqExactIf, String, UInt8),
-    revenue    AggregateFunction(sumIf, Float64, UInt8),
-    active     AggregateFunction(uniqExactIf, String, UInt8),
-    buyers     AggregateFunction(uniqExactIf, String, UInt8)
+    day         Date,
+    channel     LowCardinality(String),
+    profile_id  String,
+    events      UInt64
 )
-ENGINE = AggregatingMergeTree
-ORDER BY (day, channel);
+ENGINE = SummingMergeTree
+ORDER BY (day, channel, profile_id);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.kpi_daily_state_mv TO {db}.kpi_daily_state AS
-SELECT
-    toDate(timestamp) AS day, channel,
-    countState() AS events,
-    uniqExactIfState(order_id, event = 'Order Completed') AS orders,
-    sumIfState(ifNull(revenue, 0), event = 'Order Completed') AS revenue,
-    uniqExactIfState(profile_id, profile_id != '') AS active,
-    uniqExactIfState(profile_id, event = 'Order Completed' AND profile_id != '') AS buyers
+SELECT toDate(timestamp) AS day, channel, profile_id, count() AS events
 FROM {db}.events
-GROUP BY day, channel;
+GROUP BY day, channel, profile_id;
 
 INSERT INTO {db}.kpi_daily_state
-SELECT
-    toDate(timestamp) AS day, channel,
-    countState(),
-    uniqExactIfState(order_id, event = 'Order Completed'),
-    sumIfState(ifNull(revenue, 0), event = 'Order Completed'),
-    uniqExactIfState(profile_id, profile_id != ''),
-    uniqExactIfState(profile_id, event = 'Order Completed' AND profile_id != '')
+SELECT toDate(timestamp) AS day, channel, profile_id, count()
 FROM {db}.events
-GROUP BY day, channel;
+GROUP BY day, channel, profile_id;
 
--- The first completed order of each profile (as resolved when it arrived): new customers.
-CREATE TABLE IF NOT EXISTS {db}.first_orders_state
-(
-    profile_id  String,
-    first_at    AggregateFunction(min, DateTime64(3, 'UTC'))
-)
-ENGINE = AggregatingMergeTree
-ORDER BY profile_id;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.first_orders_state_mv TO {db}.first_orders_state AS
-SELECT profile_id, minState(timestamp) AS first_at
-FROM {db}.events
-WHERE event = 'Order Completed' AND profile_id != ''
-GROUP BY profile_id;
-
-INSERT INTO {db}.first_orders_state
-SELECT profile_id, minState(timestamp)
-FROM {db}.events
-WHERE event = 'Order Completed' AND profile_id != ''
-GROUP BY profile_id;
-
--- Daily KPIs per channel and for all channels together (channel 'all'). Revenue is what the
--- completed orders say (net of VAT); refunds are counted on the day they were made; customers
--- follow merges (an absorbed profile counts as its survivor).
+-- Daily KPIs per channel and for all channels together (channel 'all'), consistent with `orders`:
+-- orders, revenue (the order amount: `revenue`, else `total`, else the line items) and buyers are
+-- the counted orders (not cancelled) by the day they were placed, with the latest completion's values; refunds are counted on the day they were made,
+-- never more than the order in all; new customers placed their first counted order that day.
+-- Customers follow merges (an absorbed profile counts as its survivor).
 CREATE OR REPLACE VIEW {db}.kpi_daily AS
 WITH
     (SELECT groupArray(absorbed), groupArray(survivor) FROM {db}.profile_redirects FINAL) AS redirects
@@ -281,109 +273,106 @@ SELECT
     k.day AS day,
     k.channel AS channel,
     k.events AS events,
-    k.orders AS orders,
-    round(k.revenue, 2) AS revenue,
+    ifNull(o.orders, 0) AS orders,
+    round(ifNull(o.revenue, 0), 2) AS revenue,
     round(ifNull(f.refunds, 0), 2) AS refunds,
-    round(k.revenue - ifNull(f.refunds, 0), 2) AS net_revenue,
-    if(k.orders > 0, round(k.revenue / k.orders, 2), NULL) AS average_order_value,
+    round(ifNull(o.revenue, 0) - ifNull(f.refunds, 0), 2) AS net_revenue,
+    if(ifNull(o.orders, 0) > 0, round(o.revenue / o.orders, 2), NULL) AS average_order_value,
     k.active AS active_customers,
-    k.buyers AS buyers,
-    ifNull(n.new_customers, 0) AS new_customers,
-    k.buyers - ifNull(n.new_customers, 0) AS returning_customers
+    ifNull(o.buyers, 0) AS buyers,
+    ifNull(o.new_customers, 0) AS new_customers,
+    ifNull(o.buyers, 0) - ifNull(o.new_customers, 0) AS returning_customers
 FROM
 (
-    SELECT day, channel,
-           countMerge(events) AS events,
-           uniqExactIfMerge(orders) AS orders,
-           sumIfMerge(revenue) AS revenue,
-           uniqExactIfMerge(active) AS active,
-           uniqExactIfMerge(buyers) AS buyers
+    SELECT day, channel, sum(events) AS events,
+           uniqExactIf(transform(profile_id, redirects.1, redirects.2, profile_id), profile_id != '') AS active
     FROM {db}.kpi_daily_state
     GROUP BY day, channel
     UNION ALL
-    SELECT day, 'all' AS channel,
-           countMerge(events), uniqExactIfMerge(orders), sumIfMerge(revenue),
-           uniqExactIfMerge(active), uniqExactIfMerge(buyers)
+    SELECT day, 'all' AS channel, sum(events),
+           uniqExactIf(transform(profile_id, redirects.1, redirects.2, profile_id), profile_id != '')
     FROM {db}.kpi_daily_state
     GROUP BY day
 ) AS k
 LEFT JOIN
 (
-    SELECT toDate(first_at) AS day, c AS channel, count() AS new_customers
+    -- a new customer placed their first counted order on that day (in that channel)
+    SELECT order_date AS day, channel, count() AS orders, sum(revenue) AS revenue,
+           uniqExactIf(profile_id, profile_id != '') AS buyers,
+           uniqExactIf(profile_id, profile_id != '' AND placed_at = first_at) AS new_customers
     FROM
     (
-        SELECT transform(profile_id, redirects.1, redirects.2, profile_id) AS customer,
-               min(first) AS first_at
-        FROM (SELECT profile_id, minMerge(first_at) AS first FROM {db}.first_orders_state GROUP BY profile_id)
-        GROUP BY customer
+        SELECT order_date, placed_at, channel AS order_channel, revenue, profile_id,
+               min(placed_at) OVER (PARTITION BY profile_id) AS first_at
+        FROM {db}.orders
+        WHERE counted
     )
-    ARRAY JOIN ['shop', 'all'] AS c
+    ARRAY JOIN [order_channel, 'all'] AS channel
     GROUP BY day, channel
-) AS n ON k.day = n.day AND k.channel = n.channel
+) AS o ON k.day = o.day AND k.channel = o.channel
 LEFT JOIN
 (
-    SELECT day, c AS channel, sum(refund) AS refunds
+    SELECT day, channel, sum(refund) AS refunds
     FROM
     (
-        SELECT toDate(r.refunded_at) AS day, r.channel AS channel,
-               if(r.is_full, o.order_revenue, least(r.key_amount, o.order_revenue)) AS refund
+        -- each refund in the order they were made gives back at most what is left of the order
+        SELECT toDate(refunded_at) AS day, refund_channel,
+               greatest(0, least(amount, revenue - sum(amount) OVER (
+                   PARTITION BY order_id ORDER BY refunded_at, refund_key
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING))) AS refund
         FROM
         (
-            SELECT order_id, refund_key, max(isNull(amount)) AS is_full, max(ifNull(amount, 0)) AS key_amount,
-                   min(timestamp) AS refunded_at, any(channel) AS channel
-            FROM {db}.order_events WHERE event = 'Order Refunded' GROUP BY order_id, refund_key
-        ) AS r
-        INNER JOIN
-        (
-            SELECT order_id, argMax(ifNull(amount, 0), (timestamp, ifNull(amount, 0))) AS order_revenue
-            FROM {db}.order_events
-            WHERE event = 'Order Completed'
-              AND order_id IN (SELECT order_id FROM {db}.order_events WHERE event = 'Order Refunded')
-            GROUP BY order_id
-        ) AS o ON r.order_id = o.order_id
+            SELECT r.order_id AS order_id, r.refund_key AS refund_key, r.refunded_at AS refunded_at,
+                   r.refund_channel AS refund_channel, o.revenue AS revenue,
+                   if(r.is_full, o.revenue, r.key_amount) AS amount
+            FROM
+            (
+                SELECT order_id, refund_key, max(isNull(amount)) AS is_full, max(ifNull(amount, 0)) AS key_amount,
+                       min(timestamp) AS refunded_at, argMin(channel, timestamp) AS refund_channel
+                FROM {db}.order_events
+                WHERE event = 'Order Refunded'
+                GROUP BY order_id, refund_key
+            ) AS r
+            INNER JOIN
+            (
+                -- the refunded orders that count, with their revenue as in `orders`
+                SELECT order_id,
+                       argMaxIf(ifNull(amount, 0), (timestamp, ifNull(amount, 0), message_id), event = 'Order Completed')
+                           AS revenue
+                FROM {db}.order_events
+                WHERE event IN ('Order Completed', 'Order Cancelled')
+                  AND order_id IN (SELECT order_id FROM {db}.order_events WHERE event = 'Order Refunded')
+                GROUP BY order_id
+                HAVING countIf(event = 'Order Completed') > 0 AND countIf(event = 'Order Cancelled') = 0
+            ) AS o ON r.order_id = o.order_id
+        )
     )
-    ARRAY JOIN [channel, 'all'] AS c
+    ARRAY JOIN [refund_channel, 'all'] AS channel
     GROUP BY day, channel
 ) AS f ON k.day = f.day AND k.channel = f.channel;
 
--- Monthly retention cohorts: customers by the month of their first completed order, and how many
--- of them ordered again in each later month.
+-- Monthly retention cohorts: customers by the month of their first counted order (as `orders`
+-- counts them: cancelled orders do not count, a re-sent order is placed when first sent), and how
+-- many of them ordered again in each later month. Customers follow merges.
 CREATE OR REPLACE VIEW {db}.retention_cohorts AS
-WITH
-    (SELECT groupArray(absorbed), groupArray(survivor) FROM {db}.profile_redirects FINAL) AS redirects
 SELECT
     cohort_month,
     dateDiff('month', cohort_month, month) AS months_since_first,
     month,
     uniqExact(customer) AS customers,
-    any(cohort_size) AS cohort_size,
+    -- every customer of a cohort ordered in its first month, and only they
+    max(uniqExact(customer)) OVER (PARTITION BY cohort_month) AS cohort_size,
     round(customers / cohort_size, 4) AS retention
 FROM
 (
     SELECT customer, month, min(month) OVER (PARTITION BY customer) AS cohort_month
     FROM
     (
-        SELECT DISTINCT transform(profile_id, redirects.1, redirects.2, profile_id) AS customer,
-               toStartOfMonth(timestamp) AS month
-        FROM {db}.order_events
-        WHERE event = 'Order Completed' AND profile_id != ''
-          AND order_id NOT IN (SELECT order_id FROM {db}.order_events WHERE event = 'Order Cancelled')
+        SELECT DISTINCT profile_id AS customer, toStartOfMonth(placed_at) AS month
+        FROM {db}.orders
+        WHERE counted AND profile_id != ''
     )
-) AS activity
-INNER JOIN
-(
-    SELECT cohort, count() AS cohort_size
-    FROM
-    (
-        SELECT transform(profile_id, redirects.1, redirects.2, profile_id) AS customer,
-               min(toStartOfMonth(timestamp)) AS cohort
-        FROM {db}.order_events
-        WHERE event = 'Order Completed' AND profile_id != ''
-          AND order_id NOT IN (SELECT order_id FROM {db}.order_events WHERE event = 'Order Cancelled')
-        GROUP BY customer
-    )
-    GROUP BY cohort
-) AS sizes ON activity.cohort_month = sizes.cohort
+)
 GROUP BY cohort_month, month
 ORDER BY cohort_month, month;
 
@@ -392,7 +381,7 @@ CREATE TABLE IF NOT EXISTS {db}.email_engagement_state
 (
     campaign_id    String,
     profile_id     String,
-    campaign_name  AggregateFunction(anyLast, String),
+    campaign_name  AggregateFunction(argMaxIf, String, DateTime64(3, 'UTC'), UInt8),
     delivered_at   AggregateFunction(minIf, DateTime64(3, 'UTC'), UInt8),
     opened_at      AggregateFunction(minIf, DateTime64(3, 'UTC'), UInt8),
     clicked_at     AggregateFunction(minIf, DateTime64(3, 'UTC'), UInt8),
@@ -406,7 +395,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.email_engagement_state_mv TO {db}.em
 SELECT
     JSONExtractString(properties, 'campaign_id') AS campaign_id,
     profile_id,
-    anyLastState(JSONExtractString(properties, 'campaign_name')) AS campaign_name,
+    argMaxIfState(JSONExtractString(properties, 'campaign_name'), timestamp, JSONExtractString(properties, 'campaign_name') != '') AS campaign_name,
     minIfState(timestamp, event = 'Email Delivered') AS delivered_at,
     minIfState(timestamp, event = 'Email Opened') AS opened_at,
     minIfState(timestamp, event = 'Email Link Clicked') AS clicked_at,
@@ -420,7 +409,7 @@ INSERT INTO {db}.email_engagement_state
 SELECT
     JSONExtractString(properties, 'campaign_id') AS campaign_id,
     profile_id,
-    anyLastState(JSONExtractString(properties, 'campaign_name')),
+    argMaxIfState(JSONExtractString(properties, 'campaign_name'), timestamp, JSONExtractString(properties, 'campaign_name') != ''),
     minIfState(timestamp, event = 'Email Delivered'),
     minIfState(timestamp, event = 'Email Opened'),
     minIfState(timestamp, event = 'Email Link Clicked'),
@@ -430,21 +419,22 @@ FROM {db}.events
 WHERE channel = 'email' AND profile_id != '' AND JSONExtractString(properties, 'campaign_id') != ''
 GROUP BY campaign_id, profile_id;
 
--- The email funnel per campaign: recipients delivered, opened, clicked, and who ordered within
--- 7 days after their first click (with that revenue). Profiles follow merges.
+-- The email funnel per campaign: recipients delivered, opened, clicked, and who placed a counted
+-- order (as `orders` has it: not cancelled, the latest completion's revenue) within 7 days after
+-- their first click (with that revenue). Profiles follow merges.
 CREATE OR REPLACE VIEW {db}.email_funnel AS
 WITH
     (SELECT groupArray(absorbed), groupArray(survivor) FROM {db}.profile_redirects FINAL) AS redirects,
     engagement AS
     (
         SELECT campaign_id, customer,
-               anyLast(name) AS campaign_name,
+               anyIf(name, name != '') AS campaign_name,
                min(delivered) AS delivered_at, min(opened) AS opened_at, min(clicked) AS clicked_at,
                max(b) AS bounced, max(u) AS unsubscribed
         FROM
         (
             SELECT campaign_id, transform(profile_id, redirects.1, redirects.2, profile_id) AS customer,
-                   anyLastMerge(campaign_name) AS name,
+                   argMaxIfMerge(campaign_name) AS name,
                    nullIf(minIfMerge(delivered_at), toDateTime64(0, 3, 'UTC')) AS delivered,
                    nullIf(minIfMerge(opened_at), toDateTime64(0, 3, 'UTC')) AS opened,
                    nullIf(minIfMerge(clicked_at), toDateTime64(0, 3, 'UTC')) AS clicked,
@@ -460,17 +450,16 @@ WITH
         FROM engagement AS e
         INNER JOIN
         (
-            SELECT transform(profile_id, redirects.1, redirects.2, profile_id) AS customer, timestamp,
-                   ifNull(amount, 0) AS revenue
-            FROM {db}.order_events
-            WHERE event = 'Order Completed' AND profile_id != ''
+            SELECT profile_id AS customer, placed_at, revenue
+            FROM {db}.orders
+            WHERE counted AND profile_id != ''
         ) AS x ON e.customer = x.customer
-        WHERE e.clicked_at IS NOT NULL AND x.timestamp >= e.clicked_at AND x.timestamp < e.clicked_at + INTERVAL 7 DAY
+        WHERE e.clicked_at IS NOT NULL AND x.placed_at >= e.clicked_at AND x.placed_at < e.clicked_at + INTERVAL 7 DAY
         GROUP BY e.campaign_id, e.customer
     )
 SELECT
     e.campaign_id AS campaign_id,
-    any(e.campaign_name) AS campaign_name,
+    anyIf(e.campaign_name, e.campaign_name != '') AS campaign_name,
     min(e.delivered_at) AS first_delivered_at,
     countIf(e.delivered_at IS NOT NULL) AS delivered,
     countIf(e.opened_at IS NOT NULL) AS opened,
@@ -496,7 +485,7 @@ CREATE TABLE IF NOT EXISTS {db}.conversations_state
     human            AggregateFunction(max, UInt8),
     messages         AggregateFunction(countIf, UInt8),
     csat             AggregateFunction(argMaxIf, Nullable(Float64), DateTime64(3, 'UTC'), UInt8),
-    topic            AggregateFunction(anyLast, String)
+    topic            AggregateFunction(argMaxIf, String, DateTime64(3, 'UTC'), UInt8)
 )
 ENGINE = AggregatingMergeTree
 ORDER BY conversation_id;
@@ -510,7 +499,7 @@ SELECT
     maxState(toUInt8(JSONExtractString(properties, 'handled_by') = 'human')) AS human,
     countIfState(event IN ('Message Sent', 'Message Received')) AS messages,
     argMaxIfState(JSONExtract(properties, 'csat', 'Nullable(Float64)'), timestamp, event = 'Conversation Rated') AS csat,
-    anyLastState(JSONExtractString(properties, 'topic')) AS topic
+    argMaxIfState(JSONExtractString(properties, 'topic'), timestamp, JSONExtractString(properties, 'topic') != '') AS topic
 FROM {db}.events
 WHERE channel = 'chat' AND JSONExtractString(properties, 'conversation_id') != ''
 GROUP BY conversation_id;
@@ -524,7 +513,7 @@ SELECT
     maxState(toUInt8(JSONExtractString(properties, 'handled_by') = 'human')),
     countIfState(event IN ('Message Sent', 'Message Received')),
     argMaxIfState(JSONExtract(properties, 'csat', 'Nullable(Float64)'), timestamp, event = 'Conversation Rated'),
-    anyLastState(JSONExtractString(properties, 'topic'))
+    argMaxIfState(JSONExtractString(properties, 'topic'), timestamp, JSONExtractString(properties, 'topic') != '')
 FROM {db}.events
 WHERE channel = 'chat' AND JSONExtractString(properties, 'conversation_id') != ''
 GROUP BY conversation_id;
@@ -536,9 +525,9 @@ CREATE TABLE IF NOT EXISTS {db}.complaints_state
     profile_id    AggregateFunction(argMin, String, DateTime64(3, 'UTC')),
     opened_at     AggregateFunction(minIf, DateTime64(3, 'UTC'), UInt8),
     resolved_at   AggregateFunction(minIf, DateTime64(3, 'UTC'), UInt8),
-    category      AggregateFunction(anyLast, String),
-    resolution    AggregateFunction(anyLast, String),
-    order_id      AggregateFunction(anyLast, String)
+    category      AggregateFunction(argMaxIf, String, DateTime64(3, 'UTC'), UInt8),
+    resolution    AggregateFunction(argMaxIf, String, DateTime64(3, 'UTC'), UInt8),
+    order_id      AggregateFunction(argMaxIf, String, DateTime64(3, 'UTC'), UInt8)
 )
 ENGINE = AggregatingMergeTree
 ORDER BY complaint_id;
@@ -549,9 +538,9 @@ SELECT
     argMinState(profile_id, timestamp) AS profile_id,
     minIfState(timestamp, event = 'Complaint Opened') AS opened_at,
     minIfState(timestamp, event = 'Complaint Resolved') AS resolved_at,
-    anyLastState(JSONExtractString(properties, 'category')) AS category,
-    anyLastState(JSONExtractString(properties, 'resolution')) AS resolution,
-    anyLastState(JSONExtractString(properties, 'order_id')) AS order_id
+    argMaxIfState(JSONExtractString(properties, 'category'), timestamp, JSONExtractString(properties, 'category') != '') AS category,
+    argMaxIfState(JSONExtractString(properties, 'resolution'), timestamp, JSONExtractString(properties, 'resolution') != '') AS resolution,
+    argMaxIfState(JSONExtractString(properties, 'order_id'), timestamp, JSONExtractString(properties, 'order_id') != '') AS order_id
 FROM {db}.events
 WHERE event IN ('Complaint Opened', 'Complaint Resolved') AND JSONExtractString(properties, 'complaint_id') != ''
 GROUP BY complaint_id;
@@ -562,9 +551,9 @@ SELECT
     argMinState(profile_id, timestamp),
     minIfState(timestamp, event = 'Complaint Opened'),
     minIfState(timestamp, event = 'Complaint Resolved'),
-    anyLastState(JSONExtractString(properties, 'category')),
-    anyLastState(JSONExtractString(properties, 'resolution')),
-    anyLastState(JSONExtractString(properties, 'order_id'))
+    argMaxIfState(JSONExtractString(properties, 'category'), timestamp, JSONExtractString(properties, 'category') != ''),
+    argMaxIfState(JSONExtractString(properties, 'resolution'), timestamp, JSONExtractString(properties, 'resolution') != ''),
+    argMaxIfState(JSONExtractString(properties, 'order_id'), timestamp, JSONExtractString(properties, 'order_id') != '')
 FROM {db}.events
 WHERE event IN ('Complaint Opened', 'Complaint Resolved') AND JSONExtractString(properties, 'complaint_id') != ''
 GROUP BY complaint_id;
@@ -579,7 +568,7 @@ SELECT
     if(maxMerge(human) = 1, 'human', 'bot') AS handled_by,
     countIfMerge(messages) AS messages,
     argMaxIfMerge(csat) AS csat,
-    anyLastMerge(topic) AS topic
+    argMaxIfMerge(topic) AS topic
 FROM {db}.conversations_state
 GROUP BY conversation_id;
 
@@ -591,15 +580,16 @@ SELECT
     nullIf(minIfMerge(resolved_at), toDateTime64(0, 3, 'UTC')) AS resolved_at,
     if(resolved_at IS NOT NULL AND opened_at IS NOT NULL,
        round(dateDiff('second', opened_at, resolved_at) / 3600, 2), NULL) AS hours_to_resolve,
-    anyLastMerge(category) AS category,
-    anyLastMerge(resolution) AS resolution,
-    anyLastMerge(order_id) AS order_id
+    argMaxIfMerge(category) AS category,
+    argMaxIfMerge(resolution) AS resolution,
+    argMaxIfMerge(order_id) AS order_id
 FROM {db}.complaints_state
 GROUP BY complaint_id;
 
 -- Service KPIs per day: conversations started, bot-only versus with a person, average rating of the
 -- conversations started that day, complaints opened and resolved, hours to resolve (of the
--- complaints resolved that day whose opening is known).
+-- complaints resolved that day whose opening is known: the mean, and the median, which for an even
+-- number of complaints is the mean of the middle two).
 CREATE OR REPLACE VIEW {db}.service_kpi_daily AS
 SELECT
     day,
@@ -613,23 +603,23 @@ SELECT
     sum(opened) AS complaints_opened,
     sum(resolved) AS complaints_resolved,
     if(sum(timed) > 0, round(sum(hours_sum) / sum(timed), 2), NULL) AS average_hours_to_resolve,
-    if(sum(timed) > 0, round(quantileExactMerge(0.5)(hours), 2), NULL) AS median_hours_to_resolve
+    if(sum(timed) > 0, round(quantileExactInclusiveMerge(0.5)(hours), 2), NULL) AS median_hours_to_resolve
 FROM
 (
     SELECT toDate(started_at) AS day, count() AS started,
            countIf(handled_by = 'bot') AS bot, countIf(handled_by = 'human') AS human,
            countIf(csat IS NOT NULL) AS ratings, sum(ifNull(csat, 0)) AS csat_sum,
            0 AS opened, 0 AS resolved, 0 AS timed, 0.0 AS hours_sum,
-           quantileExactStateIf(0.5)(toFloat64(0), toUInt8(0)) AS hours
+           quantileExactInclusiveStateIf(0.5)(toFloat64(0), toUInt8(0)) AS hours
     FROM {db}.conversations GROUP BY day
     UNION ALL
     SELECT toDate(opened_at) AS day, 0, 0, 0, 0, 0, count(), 0, 0, 0.0,
-           quantileExactStateIf(0.5)(toFloat64(0), toUInt8(0))
+           quantileExactInclusiveStateIf(0.5)(toFloat64(0), toUInt8(0))
     FROM {db}.complaints WHERE opened_at IS NOT NULL GROUP BY day
     UNION ALL
     SELECT toDate(resolved_at) AS day, 0, 0, 0, 0, 0, 0, count(), countIf(hours_to_resolve IS NOT NULL),
            sum(ifNull(hours_to_resolve, 0)),
-           quantileExactStateIf(0.5)(ifNull(hours_to_resolve, 0), hours_to_resolve IS NOT NULL)
+           quantileExactInclusiveStateIf(0.5)(ifNull(hours_to_resolve, 0), hours_to_resolve IS NOT NULL)
     FROM {db}.complaints WHERE resolved_at IS NOT NULL GROUP BY day
 )
 GROUP BY day
