@@ -72,13 +72,14 @@ GROUP BY profile_id"""
 
 
 def fit_input_sql(work: str) -> str:
-    return f"SELECT frequency, recency_days, age_days, count() FROM {work} GROUP BY 1, 2, 3"
+    # Ordered: the optimiser then sees the same rows in the same order, and the fit is repeatable.
+    return f"SELECT frequency, recency_days, age_days, count() FROM {work} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 
 
 def spend_input_sql(work: str) -> str:
     return (
         f"SELECT frequency, round(repeat_value, 2) AS m, count() FROM {work}"
-        " WHERE frequency > 0 AND repeat_value > 0 GROUP BY 1, 2"
+        " WHERE frequency > 0 AND repeat_value > 0 GROUP BY 1, 2 ORDER BY 1, 2"
     )
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from services.core.kafka.broker import free_port
 from tests.bench import (
+    analytics_refresh,
     identity_graph,
     identity_pipeline,
     ingest,
@@ -62,6 +63,10 @@ def main() -> None:
         results.append(identity_pipeline.run(rounds=args.rounds))
     with console.status("profile 360 lookup over HTTP with 100k profiles..."):
         results.append(profile_lookup.run())
+    with console.status(
+        "analytics: customer value refresh (RFM, ABC, CLV) over 1M profiles and 10M events, daily KPI view..."
+    ):
+        results.append(analytics_refresh.run(rounds=args.rounds))
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
@@ -115,6 +120,30 @@ def _rows(results: list[dict[str, object]]) -> list[tuple[str, str, str, str]]:
         f"p50 {lookup['p50_ms']:.1f} ms  p99 {lookup['p99_ms']:.1f} ms",
         f"{'[green]' if ok else '[red]'}p99 < {lookup['floor_p99_ms']} ms",
         str(lookup["description"]),
+    ))  # fmt: skip
+    analytics = by_name["analytics_refresh"]
+    refresh = analytics["refresh_seconds_median"]
+    ok = refresh is not None and float(refresh) < float(analytics["floor_refresh_s"])  # type: ignore[arg-type]
+    steps = analytics["refresh_step_seconds_median"]
+    kpi_recent, kpi_year = analytics["kpi_daily_30_days"], analytics["kpi_daily_year"]
+    if refresh is None:
+        shown = f"refresh failed: {str(analytics['refresh_error'])[:200]}"
+    else:
+        shown = (
+            f"refresh {refresh:.1f} s ("
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())  # type: ignore[attr-defined]
+            + f"), {analytics['customers_scored']:,} customers; load {analytics['load_seconds']:.0f} s"
+        )
+    for label, kpi in (("30 days", kpi_recent), ("year", kpi_year)):
+        shown += (
+            f"; kpi_daily {label} "
+            + (f"p50 {kpi['p50_ms']:,.0f} ms p99 {kpi['p99_ms']:,.0f} ms" if "p50_ms" in kpi else "failed")  # type: ignore[operator,index]
+        )
+    rows.append((
+        "analytics refresh",
+        shown,
+        f"{'[green]' if ok else '[red]'}refresh < {analytics['floor_refresh_s']:.0f} s",
+        str(analytics["description"]),
     ))  # fmt: skip
     segments = by_name["segment_latency"]
     for r in segments["rounds"]:  # type: ignore[attr-defined]

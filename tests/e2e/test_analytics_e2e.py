@@ -63,7 +63,9 @@ def test_refresh_scores_customers_and_segments_use_the_values(platform: CdpProce
     bi = platform.clickhouse()
     wait_for(lambda: bi.query("SELECT count() FROM cdp.orders").result_rows[0][0] == len(events), timeout=60)
     # The daily KPIs hold every order, and the BI user reads them.
-    revenue = bi.query("SELECT sum(revenue), sum(orders) FROM cdp.kpi_daily WHERE channel = 'all'").result_rows[0]
+    revenue = bi.query(
+        "SELECT sum(revenue), sum(orders) FROM cdp.kpi_daily WHERE channel = 'all'"
+    ).result_rows[0]
     assert round(revenue[0], 2) == total and revenue[1] == len(events)
 
     apply(platform, {"id": "e2e_a_customers", "name": "A customers",
@@ -80,7 +82,9 @@ def test_refresh_scores_customers_and_segments_use_the_values(platform: CdpProce
 
     a_class = {
         r[0]
-        for r in bi.query("SELECT profile_id FROM cdp.customer_value_latest WHERE abc_class = 'A'").result_rows
+        for r in bi.query(
+            "SELECT profile_id FROM cdp.customer_value_latest WHERE abc_class = 'A'"
+        ).result_rows
     }
     at_risk = {
         r[0]

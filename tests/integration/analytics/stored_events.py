@@ -57,7 +57,9 @@ class EventLog:
         )
 
 
-def insert_records(warehouse: Warehouse, table: str, records: Sequence[Any], topic: str | None = None) -> None:
+def insert_records(
+    warehouse: Warehouse, table: str, records: Sequence[Any], topic: str | None = None
+) -> None:
     """``records`` into ``table`` the way a topic sink writes them (``_raw`` plus Kafka position)."""
     rows = []
     for offset, record in enumerate(records):
