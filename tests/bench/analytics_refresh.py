@@ -39,19 +39,16 @@ import math
 import os
 import resource
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 from services.analytics.domain.value import ValueOptions
 from services.analytics.refresh import run_refresh
-from services.core.warehouse.chdb_adapter import ChdbWarehouse, embedded_engine_path
-from services.core.warehouse.migrations import apply_migrations
+from services.core.warehouse.chdb_adapter import ChdbWarehouse
+from tests.bench.bench_warehouse import migrated_warehouse
 
 FLOOR_REFRESH_S = 60.0
 UNTIL = date(2026, 9, 30)
@@ -689,43 +686,33 @@ def run(
 ) -> dict[str, Any]:
     options = ValueOptions(UNTIL, "days")
     refreshes: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="cdp-bench-analytics-") as tmp:
-        engine = ChdbWarehouse.for_path(embedded_engine_path() or Path(tmp), "default")
-        database = f"bench_{uuid.uuid4().hex[:8]}"
-        engine.command(f"CREATE DATABASE {database}")
-        warehouse = ChdbWarehouse.for_path(engine.data_dir, database)
-        try:
-            apply_migrations(warehouse)
-            started = time.perf_counter()
-            load_parts = load(warehouse, profiles, events, seed, say)
-            load_seconds = time.perf_counter() - started
-            merge_wait = wait_for_merges(warehouse)
-            say(f"loaded in {load_seconds:.1f} s, merges settled after {merge_wait:.1f} s more")
-            generated = data_profile(warehouse)
-            for r in range(rounds):
-                refreshes.append(_refresh_round(warehouse, options))
-                done = refreshes[-1]
-                shown = json.dumps({k: round(v, 2) for k, v in done["steps"].items()})
-                say(f"refresh round {r + 1}: {done['seconds']:.1f} s {shown} {done['error'] or ''}")
-                if done["error"]:
-                    break
-            ok = not refreshes[-1]["error"]
-            status = refreshes[-1]["status"]
-            scored = _scored(warehouse) if ok else None
-            last_30 = (
-                f"SELECT * FROM {database}.kpi_daily WHERE day >= toDate('{UNTIL.isoformat()}') - 30 "
-                "ORDER BY day, channel"
-            )
-            recent = _latency(warehouse, last_30, kpi_runs)
-            say(f"kpi_daily, last 30 days: {json.dumps(recent)[:300]}")
-            whole = _latency(warehouse, f"SELECT * FROM {database}.kpi_daily", kpi_runs)
-            say(f"kpi_daily, the whole year: {json.dumps(whole)[:300]}")
-            tables = table_stats(warehouse)
-            checks = view_checks(warehouse, generated, int(status.get("customers", 0))) if ok else None
-        finally:
-            warehouse.close()
-            engine.command(f"DROP DATABASE IF EXISTS {database} SYNC")
-            engine.close()
+    with migrated_warehouse("cdp-bench-analytics-") as warehouse:
+        started = time.perf_counter()
+        load_parts = load(warehouse, profiles, events, seed, say)
+        load_seconds = time.perf_counter() - started
+        merge_wait = wait_for_merges(warehouse)
+        say(f"loaded in {load_seconds:.1f} s, merges settled after {merge_wait:.1f} s more")
+        generated = data_profile(warehouse)
+        for r in range(rounds):
+            refreshes.append(_refresh_round(warehouse, options))
+            done = refreshes[-1]
+            shown = json.dumps({k: round(v, 2) for k, v in done["steps"].items()})
+            say(f"refresh round {r + 1}: {done['seconds']:.1f} s {shown} {done['error'] or ''}")
+            if done["error"]:
+                break
+        ok = not refreshes[-1]["error"]
+        status = refreshes[-1]["status"]
+        scored = _scored(warehouse) if ok else None
+        last_30 = (
+            f"SELECT * FROM {warehouse.database}.kpi_daily WHERE day >= toDate('{UNTIL.isoformat()}') - 30 "
+            "ORDER BY day, channel"
+        )
+        recent = _latency(warehouse, last_30, kpi_runs)
+        say(f"kpi_daily, last 30 days: {json.dumps(recent)[:300]}")
+        whole = _latency(warehouse, f"SELECT * FROM {warehouse.database}.kpi_daily", kpi_runs)
+        say(f"kpi_daily, the whole year: {json.dumps(whole)[:300]}")
+        tables = table_stats(warehouse)
+        checks = view_checks(warehouse, generated, int(status.get("customers", 0))) if ok else None
     totals = [r["seconds"] for r in refreshes if not r["error"]]
     return {
         "name": "analytics_refresh",

@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,8 +24,8 @@ from starlette.applications import Starlette
 from services.admin.api import admin_routes
 from services.admin.auth import AdminTokens
 from services.admin.profiles import ProfileReader
-from services.core.warehouse.chdb_adapter import ChdbWarehouse, embedded_engine_path
-from services.core.warehouse.migrations import apply_migrations
+from services.core.warehouse.chdb_adapter import ChdbWarehouse
+from tests.bench.bench_warehouse import migrated_warehouse
 from tests.integration.servers import serve_app
 
 TOKEN = "bench-admin-token"
@@ -149,28 +146,18 @@ def _timed(client: httpx.Client, requests: list[tuple[str, str]]) -> list[float]
 
 
 def run(profiles: int = 100_000, lookups: int = 1_000, seed: int = 7) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="cdp-bench-lookup-") as tmp:
-        engine = ChdbWarehouse.for_path(embedded_engine_path() or Path(tmp), "default")
-        database = f"bench_{uuid.uuid4().hex[:8]}"
-        engine.command(f"CREATE DATABASE {database}")
-        warehouse = ChdbWarehouse.for_path(engine.data_dir, database)
-        try:
-            apply_migrations(warehouse)
-            started = time.perf_counter()
-            counts = load(warehouse, profiles)
-            load_seconds = time.perf_counter() - started
-            requests = _requests(warehouse, profiles, lookups + 50, seed)
-            app = Starlette(routes=admin_routes(ProfileReader(warehouse), AdminTokens.single_admin(TOKEN)))
-            with (
-                serve_app(app) as url,
-                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
-            ):
-                _timed(client, requests[:50])  # warm-up: connections, caches
-                latencies = _timed(client, requests[50:])
-        finally:
-            warehouse.close()
-            engine.command(f"DROP DATABASE IF EXISTS {database} SYNC")
-            engine.close()
+    with migrated_warehouse("cdp-bench-lookup-") as warehouse:
+        started = time.perf_counter()
+        counts = load(warehouse, profiles)
+        load_seconds = time.perf_counter() - started
+        requests = _requests(warehouse, profiles, lookups + 50, seed)
+        app = Starlette(routes=admin_routes(ProfileReader(warehouse), AdminTokens.single_admin(TOKEN)))
+        with (
+            serve_app(app) as url,
+            httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client,
+        ):
+            _timed(client, requests[:50])  # warm-up: connections, caches
+            latencies = _timed(client, requests[50:])
     return {
         "name": "profile_lookup",
         "description": f"GET /api/v1/profiles/lookup|{{id}} over {profiles:,} profiles, one client, sequential",
