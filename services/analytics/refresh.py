@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -279,9 +279,7 @@ class RefreshRunner:
 
     def options(self, until: date | None = None, unit: str | None = None) -> ValueOptions:
         base = self._defaults(until or datetime.now(UTC).date())
-        if unit is None:
-            return base
-        return ValueOptions(base.until, unit, base.horizon_days, base.margin, base.abc_a, base.abc_b)
+        return base if unit is None else replace(base, unit=unit)
 
     def start(self, options: ValueOptions, trigger: str) -> int:
         """Start a refresh in the background and return its id, or RefreshBusyError."""

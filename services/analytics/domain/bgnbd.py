@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from services.analytics.domain.likelihood import maximise
+from services.analytics.domain.likelihood import ModelFit, maximise
 
 Floats = NDArray[np.float64]
 
@@ -32,14 +32,7 @@ class BgNbd:
     b: float
 
 
-@dataclass(frozen=True, slots=True)
-class BgNbdFit:
-    params: BgNbd
-    log_likelihood: float
-    converged: bool
-    evaluations: int
-    message: str
-    customers: int
+BgNbdFit = ModelFit[BgNbd]
 
 
 def log_likelihood_terms(params: BgNbd, x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike) -> Floats:
@@ -76,8 +69,7 @@ def fit(x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike, weights: ArrayLike | Non
         return float(np.dot(w, log_likelihood_terms(BgNbd(*params), x_, tx, tt)))
 
     search = maximise(log_likelihood, np.log(np.array([1.0, scale, 1.0, 1.0])))
-    return BgNbdFit(BgNbd(*search.params), search.log_likelihood, search.converged, search.evaluations,
-                    search.message, customers)  # fmt: skip
+    return ModelFit.of(BgNbd(*search.params), search, customers)
 
 
 def p_alive(params: BgNbd, x: ArrayLike, t_x: ArrayLike, big_t: ArrayLike) -> Floats:

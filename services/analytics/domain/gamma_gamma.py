@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from services.analytics.domain.likelihood import maximise
+from services.analytics.domain.likelihood import ModelFit, maximise
 
 Floats = NDArray[np.float64]
 
@@ -30,14 +30,7 @@ class GammaGamma:
         return self.p * self.gamma / (self.q - 1) if self.q > 1 else float("nan")
 
 
-@dataclass(frozen=True, slots=True)
-class GammaGammaFit:
-    params: GammaGamma
-    log_likelihood: float
-    converged: bool
-    evaluations: int
-    message: str
-    customers: int
+GammaGammaFit = ModelFit[GammaGamma]
 
 
 def log_likelihood_terms(params: GammaGamma, x: ArrayLike, m_x: ArrayLike) -> Floats:
@@ -69,8 +62,7 @@ def fit(x: ArrayLike, m_x: ArrayLike, weights: ArrayLike | None = None) -> Gamma
 
     mean = float(np.average(m, weights=w))
     search = maximise(log_likelihood, np.log(np.array([1.0, 2.0, mean])))
-    return GammaGammaFit(GammaGamma(*search.params), search.log_likelihood, search.converged,
-                         search.evaluations, search.message, customers)  # fmt: skip
+    return ModelFit.of(GammaGamma(*search.params), search, customers)
 
 
 def expected_spend(params: GammaGamma, x: ArrayLike, m_x: ArrayLike) -> Floats:

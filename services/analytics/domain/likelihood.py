@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,6 +23,35 @@ class Search:
     converged: bool
     evaluations: int
     message: str
+
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFit(Generic[P]):
+    """A fitted model: its parameters (a dataclass) and how the search went."""
+
+    params: P
+    log_likelihood: float
+    converged: bool
+    evaluations: int
+    message: str
+    customers: int
+
+    @classmethod
+    def of(cls, params: P, search: Search, customers: int) -> ModelFit[P]:
+        return cls(
+            params, search.log_likelihood, search.converged, search.evaluations, search.message, customers
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The parameters by name, then the search's outcome."""
+        return {
+            **asdict(self.params),  # type: ignore[call-overload]
+            "log_likelihood": self.log_likelihood, "converged": self.converged,
+            "evaluations": self.evaluations, "message": self.message, "customers": self.customers,
+        }  # fmt: skip
 
 
 def maximise(log_likelihood: Callable[[Floats], float], start: Floats) -> Search:

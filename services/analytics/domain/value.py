@@ -86,23 +86,9 @@ class FittedModels:
             "unit": self.unit,
             "customers": self.customers,
             "repeat_customers": self.repeat_customers,
-            "bgnbd": None,
-            "gamma_gamma": None,
+            "bgnbd": None if self.bgnbd is None else self.bgnbd.as_json(),
+            "gamma_gamma": None if self.gamma_gamma is None else self.gamma_gamma.as_json(),
         }
-        if self.bgnbd is not None:
-            b = self.bgnbd
-            out["bgnbd"] = {
-                "r": b.params.r, "alpha": b.params.alpha, "a": b.params.a, "b": b.params.b,
-                "log_likelihood": b.log_likelihood, "converged": b.converged,
-                "evaluations": b.evaluations, "message": b.message, "customers": b.customers,
-            }  # fmt: skip
-        if self.gamma_gamma is not None:
-            g = self.gamma_gamma
-            out["gamma_gamma"] = {
-                "p": g.params.p, "q": g.params.q, "gamma": g.params.gamma,
-                "log_likelihood": g.log_likelihood, "converged": g.converged,
-                "evaluations": g.evaluations, "message": g.message, "customers": g.customers,
-            }  # fmt: skip
         out["converged"] = bool(
             self.bgnbd is not None and self.bgnbd.converged
             and self.gamma_gamma is not None and self.gamma_gamma.converged
