@@ -259,7 +259,10 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     _check_ports(settings)
     secrets = load_or_create(settings)
     settings = settings.model_copy(
-        update={"clickhouse_writer_password": SecretStr(secrets.clickhouse_writer_password)}
+        update={
+            "clickhouse_writer_password": SecretStr(secrets.clickhouse_writer_password),
+            "privacy_hash_key": SecretStr(secrets.privacy_hash_key),
+        }
     )
     registry = CollectorRegistry()
     metrics = PlatformMetrics.create(registry)

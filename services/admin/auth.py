@@ -24,7 +24,10 @@ _CHALLENGE = 'Bearer realm="cdp"'
 
 
 class Role(StrEnum):
-    ADMIN = "admin"
+    ADMIN = "admin"  # everything
+    ANALYST = "analyst"  # read-only: profiles, segments, analytics
+    PRIVACY_OFFICER = "privacy_officer"  # consents, export, erasure, the privacy audit; reads profiles
+    SERVICE_AGENT = "service_agent"  # profile lookup only (the profile 360)
 
 
 @dataclass(frozen=True, slots=True)

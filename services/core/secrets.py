@@ -24,6 +24,7 @@ class PlatformSecrets:
     admin_token: str
     clickhouse_writer_password: str
     write_key_generated: bool
+    privacy_hash_key: str = ""
 
 
 def _stored(path: Path) -> dict[str, str]:
@@ -40,6 +41,7 @@ def load_or_create(settings: Settings) -> PlatformSecrets:
         "write_key": stored.get("write_key") or f"wk_{secrets.token_urlsafe(24)}",
         "admin_token": stored.get("admin_token") or f"adm_{secrets.token_urlsafe(32)}",
         "clickhouse_writer_password": stored.get("clickhouse_writer_password") or secrets.token_urlsafe(24),
+        "privacy_hash_key": stored.get("privacy_hash_key") or secrets.token_urlsafe(32),
     }
     if generated != stored:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -56,6 +58,7 @@ def load_or_create(settings: Settings) -> PlatformSecrets:
         admin_token=pick(settings.admin_token, "admin_token"),
         clickhouse_writer_password=pick(settings.clickhouse_writer_password, "clickhouse_writer_password"),
         write_key_generated=settings.write_key is None,
+        privacy_hash_key=pick(settings.privacy_hash_key, "privacy_hash_key"),
     )
 
 

@@ -118,6 +118,25 @@ class Settings(BaseSettings):
         description="ABC analysis: class B holds the next share of revenue, C the rest",
     )
 
+    # --- privacy and access -------------------------------------------------------------------
+    consent_purposes: list[str] = Field(
+        default_factory=lambda: ["email_marketing", "personalisation", "analytics"],
+        description="Purposes a person can grant or withdraw consent for (segment rules and the consent API)",
+    )
+    privacy_hash_key: SecretStr | None = Field(
+        None,
+        description="Secret key of the hashed suppression list (HMAC-SHA256); unset = generated in the data dir",
+    )
+    privacy_erase_timeout_seconds: float = Field(
+        120.0, gt=0, description="An erasure that has not completed after this many seconds is marked failed"
+    )
+    events_ttl_days: int = Field(
+        0, ge=0, description="Delete raw events (events, events_by_anchor) this many days after receipt; 0 = keep"
+    )
+    access_reload_seconds: float = Field(
+        5.0, gt=0, le=300, description="How often API tokens, write keys and the suppression list are reloaded"
+    )
+
     # --- observability ------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python log level")
 

@@ -32,7 +32,11 @@ from services.core.settings import Settings
 
 log = logging.getLogger("cdp")
 
-_PASSED_SETTINGS = ("topic_partitions", "kafka_session_timeout_ms", "clickhouse_database", "log_level")
+_PASSED_SETTINGS = (
+    "topic_partitions", "kafka_session_timeout_ms", "clickhouse_database", "log_level", "consent_purposes",
+    "access_reload_seconds",
+)  # fmt: skip
+_PASSED_SECRETS = ("privacy_hash_key",)
 
 
 def child_environment(settings: Settings, bootstrap: str, warehouse_url: str) -> dict[str, str]:
@@ -42,6 +46,10 @@ def child_environment(settings: Settings, bootstrap: str, warehouse_url: str) ->
     for name, value in values.items():
         if name.startswith(("identity_", "segments_")) or name in _PASSED_SETTINGS:
             env[f"CDP_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    for name in _PASSED_SECRETS:
+        secret = getattr(settings, name)
+        if secret is not None and secret.get_secret_value():
+            env[f"CDP_{name.upper()}"] = secret.get_secret_value()
     return env
 
 
