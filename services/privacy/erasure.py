@@ -158,7 +158,7 @@ class Eraser:
             step("processors")
             self._stop_processors(request, subject, hashes, deadline)
             step("warehouse")
-            counts = self._delete(subject)
+            counts = delete_rows(self._warehouse, subject)
             step("topics", counts=counts)
             self._tombstone(subject.profile_ids)
             step("verify", counts=counts)
@@ -229,37 +229,6 @@ class Eraser:
             time.sleep(0.2)
         raise ErasureError("the identity processor did not apply the erase record in time (is it running?)")
 
-    def _delete(self, subject: Subject) -> dict[str, int]:
-        warehouse = self._warehouse
-        db = warehouse.database
-        parameters = subject.parameters()
-        counts: dict[str, int] = {}
-        voids: set[int] = set()
-        for rule in RULES:
-            rows = warehouse.query(f"SELECT count() FROM {db}.{rule.table} WHERE {rule.where}", parameters)
-            found = int(rows[0][0]) if rows else 0
-            if not found:
-                continue
-            if rule.table in ("events", "identity_corrections"):
-                sql = _VOID_POSITIONS.format(db=db, table=rule.table, where=rule.where)
-                voids.update(int(row[0]) for row in warehouse.query(sql, parameters))
-            warehouse.command(
-                f"ALTER TABLE {db}.{rule.table} DELETE WHERE {rule.where}{_MUTATION}", parameters
-            )
-            counts[rule.table] = counts.get(rule.table, 0) + found
-        if voids:
-            self._void(sorted(voids))
-        return counts
-
-    def _void(self, positions: list[int]) -> None:
-        """Keep the identity processor's position count exact: a deleted event or correction
-        leaves a void correction at its position (no identifiers, no profile ids)."""
-        rows = b"\n".join(
-            orjson.dumps({"_raw": orjson.dumps({"action": "void", "position": p, "status": "void"}).decode()})
-            for p in positions
-        )
-        self._warehouse.insert_json_rows("identity_corrections", rows, columns=["_raw"])
-
     def _tombstone(self, profile_ids: tuple[str, ...]) -> None:
         if not profile_ids:
             return
@@ -288,7 +257,7 @@ class Eraser:
             new_keys = [key for key in again.keys if key not in subject.keys]
             if new_keys:
                 self._suppress(request, subject)
-            found = self._delete(subject)
+            found = delete_rows(self._warehouse, subject)
             if not found:
                 return subject, counts
             for table, n in found.items():
@@ -296,24 +265,54 @@ class Eraser:
             self._tombstone(subject.profile_ids)
             if time.monotonic() > deadline:
                 break
-        residue = self._residue(subject)
+        residue = count_rows(self._warehouse, subject)
         if residue:
             raise ErasureError(f"rows remain after {VERIFY_ROUNDS} rounds: {residue}")
         return subject, counts
 
-    def _residue(self, subject: Subject) -> dict[str, int]:
-        db = self._warehouse.database
-        parameters = subject.parameters()
-        residue = {}
-        for rule in RULES:
-            n = int(
-                self._warehouse.query(
-                    f"SELECT count() FROM {db}.{rule.table} WHERE {rule.where}", parameters
-                )[0][0]
+
+def count_rows(warehouse: Warehouse, subject: Subject) -> dict[str, int]:
+    """Rows per table that name the person (tables without any are left out)."""
+    db = warehouse.database
+    parameters = subject.parameters()
+    counts = {}
+    for rule in RULES:
+        rows = warehouse.query(f"SELECT count() FROM {db}.{rule.table} WHERE {rule.where}", parameters)
+        if rows and int(rows[0][0]):
+            counts[rule.table] = int(rows[0][0])
+    return counts
+
+
+def delete_rows(warehouse: Warehouse, subject: Subject) -> dict[str, int]:
+    """Delete the person's rows from every ruled table (synchronous mutations: the parts are
+    rewritten); returns the rows deleted per table."""
+    db = warehouse.database
+    parameters = subject.parameters()
+    counts = count_rows(warehouse, subject)
+    voids: set[int] = set()
+    for table in ("events", "identity_corrections"):
+        if table in counts:
+            where = next(rule.where for rule in RULES if rule.table == table)
+            sql = _VOID_POSITIONS.format(db=db, table=table, where=where)
+            voids.update(int(row[0]) for row in warehouse.query(sql, parameters))
+    for rule in RULES:
+        if rule.table in counts:
+            warehouse.command(
+                f"ALTER TABLE {db}.{rule.table} DELETE WHERE {rule.where}{_MUTATION}", parameters
             )
-            if n:
-                residue[rule.table] = n
-        return residue
+    if voids:
+        _void(warehouse, sorted(voids))
+    return counts
+
+
+def _void(warehouse: Warehouse, positions: list[int]) -> None:
+    """Keep the identity processor's position count exact: a deleted event or correction leaves a
+    void correction at its position (no identifiers, no profile ids)."""
+    rows = b"\n".join(
+        orjson.dumps({"_raw": orjson.dumps({"action": "void", "position": p, "status": "void"}).decode()})
+        for p in positions
+    )
+    warehouse.insert_json_rows("identity_corrections", rows, columns=["_raw"])
 
 
 def _union(a: Subject, b: Subject) -> Subject:

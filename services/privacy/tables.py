@@ -59,6 +59,11 @@ RULES: tuple[EraseRule, ...] = (
     EraseRule("conversations_state", "conversation_id IN {conversations:Array(String)}"),
     EraseRule("complaints_state", "complaint_id IN {complaints:Array(String)}"),
     EraseRule("customer_value", "profile_id IN {pids:Array(String)}"),
+    EraseRule(
+        "consents",
+        "profile_id IN {pids:Array(String)} OR anchor IN {keys:Array(String)} "
+        "OR hasAny(identity_keys, {keys:Array(String)})",
+    ),
 )
 
 # Tables without personal data: configuration, bookkeeping, the hashed suppression list and
@@ -72,6 +77,9 @@ EXEMPT: dict[str, str] = {
     "analytics_refreshes": "refresh bookkeeping and fitted model parameters",
     "suppressions": "keyed hashes of erased identifiers (must outlive the erasure)",
     "privacy_requests": "the privacy audit: principals, times, counts and a keyed hash of the subject",
+    "admin_audit": "admin API calls: principal, role, method, route template (never a path or query)",
+    "api_tokens": "admin API tokens of operators: names, roles, SHA-256 digests",
+    "write_keys": "ingest write keys of sources: SHA-256 digests",
 }
 
 

@@ -72,12 +72,14 @@ def read_topic(
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
-        records = []
+        records: list[tuple[int, int, bytes | None, bytes | None]] = []
         last = time.monotonic()
         while time.monotonic() - last < quiet:
             for message in consumer.consume(5000, 0.2):
                 if message.error() is None:
-                    records.append((message.partition(), message.offset(), message.key(), message.value()))
+                    records.append(
+                        (message.partition() or 0, message.offset() or 0, message.key(), message.value())
+                    )
                     last = time.monotonic()
         return records
     finally:
@@ -152,7 +154,7 @@ def test_export_then_erase_a_merged_person_leaves_no_trace(platform: CdpProcess)
             "SELECT count() FROM cdp.segment_membership FINAL WHERE segment_id = {s:String} AND member",
             parameters={"s": SEGMENT},
         ).result_rows
-        return rows[0][0] >= 2
+        return bool(rows[0][0] >= 2)
 
     wait_for(membership_stored, timeout=60)
 
@@ -256,7 +258,7 @@ def test_export_then_erase_a_merged_person_leaves_no_trace(platform: CdpProcess)
 
 
 def test_privacy_routes_refuse_bad_requests_with_clear_messages(platform: CdpProcess) -> None:
-    cases = [
+    cases: list[tuple[str, str, dict[str, Any], int, str]] = [
         ("POST", "/api/v1/privacy/erasures", {"content": b""}, 400, "empty"),
         ("POST", "/api/v1/privacy/erasures", {"json": {"identifier": "nobody"}}, 400, "has no type"),
         (
