@@ -1,25 +1,27 @@
 """The typed events each channel knows: event name -> channel and properties model.
 
-Track events with other names are accepted as custom events with free-form properties.
+Track events with other names are accepted as custom events with free-form properties. An event of
+no one channel (``channel`` None: Consent Updated) takes its channel from ``context.channel``, as a
+custom event does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from schemas import chat, email, shop
+from schemas import chat, email, privacy, shop
 from schemas.base import Channel, OpenProperties
 
 
 @dataclass(frozen=True, slots=True)
 class EventSpec:
     name: str
-    channel: Channel
+    channel: Channel | None
     properties: type[OpenProperties]
     description: str
 
 
-def _specs(channel: Channel, *items: tuple[str, type[OpenProperties], str]) -> dict[str, EventSpec]:
+def _specs(channel: Channel | None, *items: tuple[str, type[OpenProperties], str]) -> dict[str, EventSpec]:
     return {name: EventSpec(name, channel, model, text) for name, model, text in items}
 
 
@@ -54,4 +56,15 @@ CATALOG: dict[str, EventSpec] = {
         ("Subscribed", email.SubscriptionProperties, "The recipient subscribed to a list"),
         ("Double Opt-In Confirmed", email.SubscriptionProperties, "The recipient confirmed a subscription"),
     ),
+    **_specs(
+        None,
+        (
+            "Consent Updated",
+            privacy.ConsentUpdatedProperties,
+            "A person granted, denied or withdrew consent for a purpose",
+        ),
+    ),
 }
+
+# The JSON Schema folder (schemas/json/events/<group>/) of events that belong to no one channel.
+PRIVACY_GROUP = "privacy"

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from schemas.catalog import CATALOG
+from schemas.catalog import CATALOG, PRIVACY_GROUP
 from schemas.events import CanonicalEvent, DeadLetter, IncomingMessage
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -43,12 +43,13 @@ def all_schemas() -> dict[str, dict[str, Any]]:
     }
     for name, spec in sorted(CATALOG.items()):
         schema = spec.properties.model_json_schema(mode="validation")
+        channel = spec.channel.value if spec.channel is not None else None
         schema.update(
             title=f"{name} properties",
             description=spec.description,
-            **{"x-event": name, "x-channel": spec.channel.value},
+            **{"x-event": name, "x-channel": channel or "context.channel, else shop"},
         )
-        out[f"events/{spec.channel.value}/{_slug(name)}.json"] = schema
+        out[f"events/{channel or PRIVACY_GROUP}/{_slug(name)}.json"] = schema
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -32,13 +33,23 @@ DataDir = Annotated[
 ]
 
 
+from services.access.cli import keys_app, tokens_app  # noqa: E402
 from services.admin.cli import profiles_app  # noqa: E402  (after `app`: its help lists it last)
 from services.analytics.cli import analytics_app  # noqa: E402
+from services.privacy.cli import privacy_app  # noqa: E402
 from services.segments.cli import segments_app  # noqa: E402
 
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(segments_app, name="segments")
 app.add_typer(analytics_app, name="analytics")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(keys_app, name="keys")
+app.add_typer(privacy_app, name="privacy")
+
+
+# Library loggers kept at WARNING: urllib3, httpx and clickhouse_connect log request URLs (with query
+# parameters) and responses at DEBUG, which can name a person (docs/privacy.md).
+_QUIET_LOGGERS = ("faust", "mode", "aiokafka", "urllib3", "httpx", "httpcore", "clickhouse_connect")
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -64,18 +75,23 @@ def up(
     demo_live: Annotated[bool, typer.Option(help="Demo: keep sending live traffic after the history")] = True,
 ) -> None:
     """Start the single-node platform: broker, warehouse, ingest API and processors on this machine."""
+    from services.core.log_hygiene import install_redaction, settings_secrets
     from services.runtime import StartupError, build, data_dir_lock, install_stop_signals, serve
 
     settings = _settings(
         data_dir=data_dir, http_port=http_port, clickhouse_http_port=clickhouse_port, broker_port=broker_port
     )
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("uvicorn.error", "httpx", "httpcore", "faust", "mode", "aiokafka"):
+    for noisy in ("uvicorn.error", *_QUIET_LOGGERS):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    redaction = install_redaction(settings_secrets(settings))
     try:
         with data_dir_lock(settings.data_dir):
             with console.status("starting the platform...") as status:
                 platform = build(settings, on_step=lambda step: status.update(f"{step}..."))
+            redaction.add_secrets(
+                v for v in dataclasses.asdict(platform.secrets).values() if isinstance(v, str)
+            )
             _banner(platform)
 
             async def main() -> None:
@@ -200,6 +216,8 @@ def run_service(
 
     Workers share the partitions: start as many as you like, stop any of them at any time.
     """
+    from services.core.log_hygiene import install_redaction, settings_secrets
+    from services.core.secrets import read_existing
     from services.identity.process import IdentityProcessError, run_identity
     from services.segments.process import run_segments
 
@@ -207,8 +225,9 @@ def run_service(
         raise _fail(f"unknown service {service!r}: 'cdp run identity' and 'cdp run segments' are available")
     settings = _settings(data_dir=data_dir, broker_port=broker_port, clickhouse_http_port=clickhouse_port)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("faust", "mode", "aiokafka"):
+    for noisy in _QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_redaction([*settings_secrets(settings), *read_existing(settings).values()])
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -29,11 +29,12 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from schemas.topics import IDENTITY_TOPICS, PLATFORM_TOPICS, SEGMENT_TOPICS
-from services.admin.api import admin_routes
+from services.access.audit import AuditLog
+from services.access.control import AccessControl
 from services.admin.auth import AdminTokens
 from services.admin.corrections import kafka_submit
 from services.admin.profiles import ProfileReader
-from services.analytics.api import analytics_routes
+from services.admin.routes import AdminComponents, check_mounted, platform_admin_routes
 from services.analytics.domain.value import OptionError, ValueOptions
 from services.analytics.refresh import RefreshRunner, interrupt_running
 from services.core.kafka.admin import cluster_id, ensure_topics
@@ -49,6 +50,7 @@ from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_endpoint import create_clickhouse_http_app
 from services.core.warehouse.migrations import apply_migrations
 from services.core.warehouse.port import Warehouse
+from services.core.warehouse.retention import apply_retention
 from services.identity.child import WorkerProcess, child_environment, serve_child_metrics
 from services.identity.config import identifier_rules
 from services.identity.wiring import (
@@ -64,7 +66,9 @@ from services.ingest.auth import WriteKeys
 from services.ingest.dedup import MessageIdWindow
 from services.ingest.pipeline import IngestPipeline
 from services.ingest.webhook_routes import WebhookConfig
-from services.segments.api import segment_routes
+from services.privacy.consent_api import WithConsentRoutes
+from services.privacy.suppression import SuppressionList
+from services.privacy.wiring import PrivacyService, build_privacy
 from services.segments.library import library_definitions
 from services.segments.store import apply_definitions, library_applied
 from services.segments.wiring import segment_sinks
@@ -119,6 +123,9 @@ class Platform:
     servers: list[tuple[str, _QuietServer]]
     registry: CollectorRegistry
     analytics: RefreshRunner
+    privacy: PrivacyService
+    access: AccessControl
+    audit: AuditLog
     broker: TansuBroker | None = None
     preloaded_ids: int = 0
     urls: dict[str, str] = field(default_factory=dict)
@@ -187,17 +194,22 @@ def _open_warehouse(settings: Settings, on_step: Callable[[str], None]) -> Wareh
     applied = apply_migrations(warehouse)
     if applied:
         on_step(f"applied migrations: {', '.join(applied)}")
+    apply_retention(warehouse, settings.events_ttl_days)
     return warehouse
 
 
 def _ingest_api(
     settings: Settings, secrets: PlatformSecrets, producer: AsyncProducer, warehouse: Warehouse,
     metrics: PlatformMetrics, registry: CollectorRegistry, readiness: dict[str, Callable[[], bool]],
+    suppressions: SuppressionList,
 ) -> tuple[IngestAPI, int]:  # fmt: skip
     window = MessageIdWindow(settings.dedup_window_seconds, settings.dedup_max_entries)
     preloaded = _preload_dedup(warehouse, window, settings)
     skew = timedelta(seconds=settings.max_future_skew_seconds)
-    pipeline = IngestPipeline(producer, metrics.ingest, window, max_future_skew=skew)
+    pipeline = IngestPipeline(
+        producer, metrics.ingest, window, max_future_skew=skew, suppressions=suppressions,
+        consent_purposes=settings.consent_purposes,
+    )  # fmt: skip
 
     def check(probe: Callable[[], bool]) -> Check:
         async def run() -> bool:
@@ -297,14 +309,22 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             "identity": worker.is_alive,
             "segments": segments.is_alive,
         }
-        api, preloaded = _ingest_api(settings, secrets, producer, warehouse, metrics, registry, running)
+        privacy = build_privacy(settings, warehouse, bootstrap, registry)
+        if privacy.interrupted:
+            on_step(f"marked {len(privacy.interrupted)} interrupted erasure(s) as failed: run them again")
+        api, preloaded = _ingest_api(
+            settings, secrets, producer, warehouse, metrics, registry, running, privacy.suppressions
+        )
         for component in ("broker", "events_sink", "identity", "segments"):
             metrics.up.labels(component).set_function(_as_gauge(running[component]))
         ingest_app = create_ingest_app(api)
-        tokens = AdminTokens.single_admin(secrets.admin_token)
+        audit = AuditLog(warehouse)
+        tokens = AdminTokens.single_admin(secrets.admin_token, audit=audit)
+        access = AccessControl(
+            warehouse, tokens, api.write_keys, reload_seconds=settings.access_reload_seconds
+        )
+        access.reload()
         reader = ProfileReader(warehouse, rules=identifier_rules(settings))
-        ingest_app.router.routes.extend(admin_routes(reader, tokens, submit=kafka_submit(producer)))
-        ingest_app.router.routes.extend(segment_routes(warehouse, tokens))
         interrupted = interrupt_running(warehouse)
         if interrupted:
             on_step(f"marked {len(interrupted)} interrupted customer value refresh(es) as failed")
@@ -313,7 +333,15 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         except OptionError as exc:
             raise StartupError(f"customer analytics settings: {exc} (CDP_ANALYTICS_ABC_A, _ABC_B)") from None
         analytics = RefreshRunner(warehouse, _value_options(settings), AnalyticsMetrics.create(registry))
-        ingest_app.router.routes.extend(analytics_routes(analytics, tokens))
+        # Every admin route comes from platform_admin_routes: the route enumeration test covers them.
+        components = AdminComponents(
+            tokens, warehouse, reader, kafka_submit(producer), analytics, access,
+            WithConsentRoutes(privacy, api.pipeline, reader, warehouse, tuple(settings.consent_purposes)),
+            consent_purposes=tuple(settings.consent_purposes),
+        )  # fmt: skip
+        admin_api = platform_admin_routes(components)
+        ingest_app.router.routes.extend(admin_api)
+        check_mounted(ingest_app.router.routes, admin_api)
         servers = [("ingest", _server(ingest_app, settings.http_host, settings.http_port))]
         urls = {
             "ingest": f"http://{settings.http_host}:{settings.http_port}",
@@ -333,7 +361,7 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     return Platform(
         settings=settings, secrets=secrets, bootstrap=bootstrap, cluster_id=cluster, warehouse=warehouse,
         producer=producer, sinks=sinks, identity=worker, segments=segments, restored=restored,
-        metrics=metrics, analytics=analytics,
+        metrics=metrics, analytics=analytics, privacy=privacy, access=access, audit=audit,
         servers=servers, registry=registry, broker=broker,
         preloaded_ids=preloaded, urls=urls,
     )  # fmt: skip
@@ -344,6 +372,9 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
     schedule_stop = threading.Event()
     for sink in platform.sinks:
         sink.start()
+    platform.privacy.start()
+    platform.access.start()
+    platform.audit.start()
     await publish_restored(platform.producer, platform.restored)
     platform.restored.profiles.clear()
     tasks = [asyncio.create_task(server.serve(), name=name) for name, server in platform.servers]
@@ -397,6 +428,10 @@ async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
             server.should_exit = True
     await asyncio.gather(*(t for t in tasks if t.get_name() == "ingest"), return_exceptions=True)
     phase("ingest API stopped")
+    await asyncio.to_thread(platform.privacy.stop)
+    platform.access.stop()
+    await asyncio.to_thread(platform.audit.close)
+    phase(f"admin audit written ({platform.audit.written} records)")
     code = await asyncio.to_thread(platform.identity.stop)
     phase(f"identity worker drained and stopped (exit {code})")
     code = await asyncio.to_thread(platform.segments.stop)

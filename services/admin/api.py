@@ -14,6 +14,8 @@ from services.admin.auth import AdminTokens, Endpoint, Role, require
 from services.admin.corrections import CorrectionRoutes, Submit
 from services.admin.http import json_error, json_ok
 from services.admin.profiles import InvalidIdentifierError, ProfileReader
+from services.admin.roles import ADMIN_ONLY, PROFILE_LOOKUP
+from services.core.log_hygiene import error_summary
 from services.core.warehouse.port import WarehouseError, WarehouseUnavailable
 from services.identity.domain.identifiers import IdType
 
@@ -25,8 +27,8 @@ _AGENT_ORDER = (IdType.EMAIL, IdType.PHONE, IdType.CUSTOMER_ID, IdType.ANONYMOUS
 LOOKUP_PARAMETERS: dict[str, IdType] = {
     id_type.value: id_type for id_type in (*_AGENT_ORDER, *(t for t in IdType if t not in _AGENT_ORDER))
 }
-READ_PROFILES = frozenset({Role.ADMIN})
-CORRECT_PROFILES = frozenset({Role.ADMIN})
+READ_PROFILES = PROFILE_LOOKUP  # the profile 360: every role, the service agent included
+CORRECT_PROFILES = ADMIN_ONLY
 
 _CHOICES = ", ".join(LOOKUP_PARAMETERS)
 
@@ -81,13 +83,20 @@ class ProfileRoutes:
         return json_ok(profile)
 
 
+def _route_name(endpoint: Endpoint) -> str:
+    return str(getattr(endpoint, "__qualname__", "") or getattr(endpoint, "__name__", "") or "route")
+
+
 def _answering_warehouse_errors(endpoint: Endpoint) -> Endpoint:
     async def route(request: Request) -> Response:
         try:
             return await endpoint(request)
         except WarehouseError as exc:
-            # Identifiers are bound server-side, never part of the statement text in the error.
-            log.error("admin API: warehouse query failed for %s: %s", request.url.path, exc)
+            # No path (it can name a person) and no error text (it can quote data): the route and
+            # ClickHouse's code say what failed.
+            log.error(
+                "admin API: warehouse query failed for %s: %s", _route_name(endpoint), error_summary(exc)
+            )
             if isinstance(exc, WarehouseUnavailable):
                 return json_error(
                     503, "unavailable", "the warehouse is not reachable; retry", {"Retry-After": "1"}

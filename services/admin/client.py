@@ -122,6 +122,15 @@ class AdminClient:
         response = self._request("POST", path, content=orjson.dumps(body), passed=passed)
         return response.status_code, orjson.loads(response.content)
 
+    def request_json(
+        self, method: str, path: str, body: Any = None, passed: tuple[int, ...] = ()
+    ) -> tuple[int, Any]:
+        """``method`` on ``path`` with ``body`` as JSON (if any): the status and the decoded answer
+        (statuses in ``passed`` come back instead of raising AdminClientError)."""
+        content = None if body is None else orjson.dumps(body)
+        response = self._request(method, path, content=content, passed=passed)
+        return response.status_code, orjson.loads(response.content) if response.content else None
+
     def apply_segments(self, text: str) -> dict[str, Any]:
         """``POST /api/v1/segments``; AdminClientError listing every problem of a bad document."""
         response = self._request("POST", "/api/v1/segments", content=text.encode(), passed=(400,))

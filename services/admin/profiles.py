@@ -114,6 +114,19 @@ def why_invalid(id_type: IdType, rules: IdentifierRules) -> str:
     return "not a usable identifier (empty, a placeholder such as 'unknown', or too long)"
 
 
+def current_consents(attributes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The current consent per purpose, from the profile's ``consents`` attribute (folded from
+    Subscribed, Double Opt-In Confirmed, Unsubscribed and Consent Updated; docs/privacy.md)."""
+    consents = attributes.get("consents")
+    if not isinstance(consents, dict):
+        return []
+    return [
+        {"purpose": purpose, **state}
+        for purpose, state in sorted(consents.items())
+        if isinstance(state, dict)
+    ]
+
+
 class Retired(Enum):
     RETIRED = "retired"
 
@@ -163,13 +176,14 @@ class ProfileReader:
         if profile is None and not identities:
             return None
         traits, attributes, updated_at = profile or ("{}", "{}", None)
+        attribute_values = json_object(attributes)
         return {
             "profile_id": current,
             "identities": identities,
             "traits": json_object(traits),
-            "attributes": json_object(attributes),
+            "attributes": attribute_values,
             "recent_events": self._recent([f"{i['type']}:{i['value']}" for i in identities]),
-            "consents": [],
+            "consents": current_consents(attribute_values),
             "segments": self._segments(current),
             "value": self._value(current),
             "merged_from": merged_from,

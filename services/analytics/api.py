@@ -21,11 +21,12 @@ from starlette.routing import Route
 from services.admin.api import PREFIX, _answering_warehouse_errors
 from services.admin.auth import AdminTokens, Endpoint, Role, require
 from services.admin.http import json_error, json_ok
+from services.admin.roles import ADMIN_ONLY, ANALYTICS_READ
 from services.analytics.domain.value import UNITS, OptionError, ValueOptions
 from services.analytics.refresh import RefreshBusyError, RefreshRunner, fit_models, refresh_status
 
-RUN_ANALYTICS = frozenset({Role.ADMIN})
-READ_ANALYTICS = frozenset({Role.ADMIN})
+RUN_ANALYTICS = ADMIN_ONLY
+READ_ANALYTICS = ANALYTICS_READ
 MAX_BODY = 64 * 1024
 
 

@@ -30,6 +30,7 @@ class IngestMetrics(NamedTuple):
     dlq_messages: Counter
     dlq_failures: Counter
     webhook_skipped: Counter
+    events_suppressed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -87,6 +88,12 @@ class IngestMetrics(NamedTuple):
                 "cdp_webhook_events_skipped",
                 "Provider webhook events with no meaning for the CDP",
                 ["provider"],
+                registry=registry,
+            ),
+            events_suppressed=Counter(
+                "cdp_ingest_events_suppressed",
+                "Events dropped because they carry an identifier of an erased person (suppression list)",
+                ["source"],
                 registry=registry,
             ),
         )
@@ -150,6 +157,7 @@ class IdentityMetrics(NamedTuple):
     identifiers_per_profile: Histogram
     processing_delay: Histogram
     consumer_lag: Gauge
+    events_suppressed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IdentityMetrics:
@@ -195,6 +203,11 @@ class IdentityMetrics(NamedTuple):
                 registry=registry,
             ),
             consumer_lag=consumer_lag_gauge(registry),
+            events_suppressed=Counter(
+                "cdp_identity_events_suppressed",
+                "Events the identity graph dropped: they carry an identifier of an erased person",
+                registry=registry,
+            ),
         )
 
 
@@ -305,6 +318,34 @@ class AnalyticsMetrics(NamedTuple):
             customers=Gauge(
                 "cdp_analytics_customers",
                 "Customers (profiles with at least one counted order) scored by the last refresh",
+                registry=registry,
+            ),
+        )
+
+
+class PrivacyMetrics(NamedTuple):
+    requests: Counter
+    erase_duration: Histogram
+    suppressed_identifiers: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> PrivacyMetrics:
+        return cls(
+            requests=Counter(
+                "cdp_privacy_requests",
+                "Privacy requests (export, erase) by outcome",
+                ["kind", "outcome"],
+                registry=registry,
+            ),
+            erase_duration=Histogram(
+                "cdp_privacy_erase_duration_seconds",
+                "Time from an erasure request to its verified completion",
+                buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+                registry=registry,
+            ),
+            suppressed_identifiers=Gauge(
+                "cdp_privacy_suppressed_identifiers",
+                "Identifier hashes on the suppression list",
                 registry=registry,
             ),
         )

@@ -125,16 +125,21 @@ class Settings(BaseSettings):
     )
     privacy_hash_key: SecretStr | None = Field(
         None,
-        description="Secret key of the hashed suppression list (HMAC-SHA256); unset = generated in the data dir",
+        description="Key of the hashed suppression list (HMAC-SHA256); unset = generated in the data dir",
     )
     privacy_erase_timeout_seconds: float = Field(
-        120.0, gt=0, description="An erasure that has not completed after this many seconds is marked failed"
+        120.0, gt=0, description="An erasure not completed after this many seconds is marked failed"
     )
     events_ttl_days: int = Field(
-        0, ge=0, description="Delete raw events (events, events_by_anchor) this many days after receipt; 0 = keep"
+        0,
+        ge=0,
+        description="Delete raw events (events, events_by_anchor) this many days after receipt; 0: keep",
     )
     access_reload_seconds: float = Field(
-        5.0, gt=0, le=300, description="How often API tokens, write keys and the suppression list are reloaded"
+        5.0,
+        gt=0,
+        le=300,
+        description="How often API tokens, write keys and the suppression list are reloaded",
     )
 
     # --- observability ------------------------------------------------------------------------

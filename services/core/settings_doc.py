@@ -14,7 +14,8 @@ HEADER = """# Configuration
 
 Every setting is read from an environment variable with the prefix `CDP_` (upper case), or from a
 `.env` file in the working directory. Command-line options of `cdp up` (`--data-dir`,
-`--http-port`, ...) override the environment. Secrets are never printed or logged.
+`--http-port`, ...) override the environment. Secrets are never logged; `cdp up` prints only the
+write key, in its start banner (docs/privacy.md#pii-hygiene-and-retention).
 
 Single-node mode is the default: leave `CDP_KAFKA_BOOTSTRAP` unset and `cdp up` starts a Tansu
 broker; leave `CDP_CLICKHOUSE_URL` unset and it opens the embedded ClickHouse engine in
@@ -40,7 +41,8 @@ def _default(value: object) -> str:
 def render() -> str:
     rows = []
     for name, info in Settings.model_fields.items():
-        rows.append(f"| `CDP_{name.upper()}` | {_default(info.default)} | {info.description or ''} |")
+        default = info.get_default(call_default_factory=True)  # lists have a default_factory
+        rows.append(f"| `CDP_{name.upper()}` | {_default(default)} | {info.description or ''} |")
     return HEADER + "\n".join(rows) + "\n"
 
 

@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 
 from schemas import topics
 from services.core.kafka.producer import KAFKA_LOG
+from services.core.log_hygiene import error_summary
 from services.core.metrics import SinkMetrics
 from services.core.warehouse.port import Warehouse, WarehouseError, WarehouseUnavailable
 
@@ -74,7 +75,8 @@ def consumer_config(bootstrap: str, group: str, session_timeout_ms: int) -> dict
 
 
 class TopicSink:
-    """``topic`` -> ``table``. Records for which ``skip(value)`` is true are not rows (control records).
+    """``topic`` -> ``table``. Records for which ``skip(value)`` is true are not rows (control records,
+    an erased profile's last record). A tombstone (null value) is never a row.
 
     ``explode``: a message holds several records (a batch, see ``services/core/kafka/batches.py``);
     each record is a row (all rows of one message go into the same insert).
@@ -217,7 +219,10 @@ class TopicSink:
                 log.warning("consumer error on %s: %s", self.topic, error.str())
             return
         value, partition, offset = message.value(), message.partition(), message.offset()
-        if value is None or partition is None or offset is None:
+        if partition is None or offset is None:
+            return
+        if value is None:  # a tombstone (an erased profile) is never a row; its offset is committed
+            batch.add(partition, offset, None, 0)
             return
         records = self._explode(value) if self._explode is not None else [value]
         created = message.timestamp()[1]
@@ -270,9 +275,13 @@ class TopicSink:
                     rows = [row for row in rows if self._readable(row)]
                     continue
                 if self._stop.is_set() and time.monotonic() > self._drain_deadline:
-                    log.error("giving up on %d rows at shutdown (they stay on Kafka): %s", len(rows), exc)
+                    log.error(
+                        "giving up on %d rows at shutdown (they stay on Kafka): %s",
+                        len(rows),
+                        error_summary(exc),
+                    )
                     raise
-                log.warning("warehouse insert failed (%s); retrying in %.1f s", exc, delay)
+                log.warning("warehouse insert failed (%s); retrying in %.1f s", error_summary(exc), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
         return len(rows)

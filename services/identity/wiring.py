@@ -15,6 +15,7 @@ from schemas import topics
 from services.core.kafka.batches import split_lines
 from services.core.kafka.producer import AsyncProducer, Record
 from services.core.metrics import IdentityMetrics, SinkMetrics
+from services.core.secrets import read_existing
 from services.core.settings import Settings
 from services.core.topic_sink import TopicSink, is_canonical_event
 from services.core.warehouse.port import Warehouse
@@ -22,15 +23,17 @@ from services.identity.config import identifier_rules, link_limits
 from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.kafka_worker import IdentityWorker, encode
-from services.identity.streaming.records import OutRecord
+from services.identity.streaming.records import OutRecord, is_erased_profile
 from services.identity.streaming.restore import (
     GraphRestorer,
     WarehouseEventStore,
+    load_suppressions,
     next_epoch,
     read_epoch,
     record_epoch,
     replay_warehouse,
 )
+from services.privacy.hashing import IdentifierHasher
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,14 @@ class RestoredIdentity:
     """The latest record of every profile id, to republish on the (empty) broker's ``cdp.profiles``."""
     observations: int
     seconds: float
+
+
+def privacy_hasher(settings: Settings) -> IdentifierHasher | None:
+    """The suppression list's hasher: ``CDP_PRIVACY_HASH_KEY``, else the data directory's key."""
+    secret = settings.privacy_hash_key
+    key = secret.get_secret_value() if secret is not None else ""
+    key = key or read_existing(settings).get("privacy_hash_key", "")
+    return IdentifierHasher(key) if key else None
 
 
 def restore_identity(
@@ -63,11 +74,14 @@ def restore_identity(
         on_progress(count, total)
 
     _stage, retired = replay_warehouse(
-        warehouse, epoch, limits=link_limits(settings), rules=rules, fold=fold, on_progress=progress
-    )
+        warehouse, epoch, limits=link_limits(settings), rules=rules, fold=fold, on_progress=progress,
+        hasher=privacy_hasher(settings), suppressed=load_suppressions(warehouse),
+    )  # fmt: skip
     latest: dict[str, OutRecord] = {}
     for record in (*retired, *fold.flush()):
         latest[record.key] = record
+    for key in [key for key, record in latest.items() if record.tombstone or record.value.get("erased")]:
+        del latest[key]  # an erased profile is not published again
     versions = f"SELECT profile_id, max(version) FROM {warehouse.database}.profiles GROUP BY profile_id"
     stored = dict(warehouse.query(versions))
     for key, record in latest.items():
@@ -91,16 +105,24 @@ def identity_worker(
     app_id: str = IDENTITY_APP_ID,
 ) -> IdentityWorker:
     limits, rules = link_limits(settings), identifier_rules(settings)
+    hasher = privacy_hasher(settings)
+
+    def suppressions() -> set[str]:
+        return load_suppressions(warehouse)
 
     def base() -> GraphProcessor:
-        stage, _ = replay_warehouse(warehouse, epoch, limits=limits, rules=rules)
+        # The suppression list first: events of erased persons are dropped in the replay too.
+        stage, _ = replay_warehouse(
+            warehouse, epoch, limits=limits, rules=rules, hasher=hasher, suppressed=suppressions()
+        )
         return stage
 
     return IdentityWorker(
         bootstrap, producer, partitions=settings.topic_partitions, app_id=app_id, epoch=epoch,
         restore_graph=GraphRestorer(bootstrap, epoch, base),
         event_store=WarehouseEventStore(warehouse), limits=limits, rules=rules, metrics=metrics,
-        session_timeout=settings.kafka_session_timeout_ms / 1000,
+        session_timeout=settings.kafka_session_timeout_ms / 1000, hasher=hasher,
+        suppressions=suppressions, suppression_seconds=settings.access_reload_seconds,
     )  # fmt: skip
 
 
@@ -143,7 +165,7 @@ def identity_sinks(
              valid=is_canonical_event),
         sink(topics.IDENTITY_RESOLVED, "identity_assignments", resume_table="identities",
              explode=split_lines, skip=_assigns_no_identifiers),
-        sink(topics.PROFILES, "profiles"),
+        sink(topics.PROFILES, "profiles", skip=is_erased_profile),
         sink(topics.IDENTITY_MERGES, "identity_merges"),
         sink(topics.IDENTITY_REFUSALS, "identity_refusals"),
         sink(topics.IDENTITY_SPLITS, "identity_corrections"),
@@ -156,6 +178,7 @@ __all__ = [
     "RestoredIdentity",
     "identity_sinks",
     "identity_worker",
+    "privacy_hasher",
     "publish_restored",
     "read_epoch",
     "record_epoch",

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from schemas.events import EVENT_TYPES
 from services.core.kafka.exceptions import ProduceError
 from services.core.metrics import IngestMetrics
-from services.ingest.auth import WriteKeys, basic_auth_user
+from services.ingest.auth import KeyRefusal, KeyUse, WriteKeys, basic_auth_user
 from services.ingest.http import ClientError, JSONResponse, body_write_key, error_body, parse_json, read_body
 from services.ingest.normalise import FieldError, Rejection
 from services.ingest.openapi import openapi_document
@@ -52,17 +52,15 @@ class IngestAPI:
         self.readiness = dict(readiness or {})
         self._openapi = openapi_document()
 
-    def authorise(self, request: Request, body_key: Any = None) -> None:
+    def authorise(self, request: Request, body_key: Any = None) -> KeyUse:
+        """The write key's id and source; ClientError 401 for a missing, unknown, revoked or expired key."""
         key = basic_auth_user(request.headers.get("authorization"))
         if key is None and isinstance(body_key, str):
             key = body_key
-        if not self.write_keys.accepts(key):
-            message = (
-                "missing write key: send it as the HTTP Basic user name (as Segment SDKs do)"
-                if key is None
-                else "unknown write key"
-            )
-            raise ClientError(401, Rejection("unauthorized", (FieldError("", message),)))
+        checked = self.write_keys.check(key)
+        if isinstance(checked, KeyRefusal):
+            raise ClientError(401, Rejection("unauthorized", (FieldError("", checked.message),)))
+        return checked
 
     async def handle(
         self, request: Request, endpoint: str, work: Callable[[], Awaitable[Response]], source: str = "api"
@@ -91,11 +89,11 @@ class IngestAPI:
         async def route(request: Request) -> Response:
             async def work() -> Response:
                 body = await read_body(request, self.max_event_bytes)
-                self.authorise(request, body_write_key(body))
+                key = self.authorise(request, body_write_key(body))
                 item = parse_json(body)
                 if isinstance(item, dict):
                     item["type"] = event_type
-                result = await self.pipeline.ingest([item], source="api", endpoint=endpoint)
+                result = await self.pipeline.ingest([item], source="api", endpoint=endpoint, write_key=key)
                 return self.answer(result, single=True)
 
             return await self.handle(request, endpoint, work)
@@ -105,7 +103,7 @@ class IngestAPI:
     async def batch(self, request: Request) -> Response:
         async def work() -> Response:
             body = await read_body(request, self.max_batch_bytes)
-            self.authorise(request, body_write_key(body))
+            key = self.authorise(request, body_write_key(body))
             payload = parse_json(body)
             if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
                 raise ClientError(
@@ -138,6 +136,7 @@ class IngestAPI:
                 batch_sent_at=sent_at,
                 batch_context=context,
                 path_prefix="batch",
+                write_key=key,
             )
             # Report rejections by their index in the client's batch, not in the filtered list.
             result.rejected = [(keep[i], rej) for i, rej in result.rejected]

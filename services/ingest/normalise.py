@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,8 +18,12 @@ from pydantic import ValidationError
 from schemas.base import SCHEMA_VERSION, Channel
 from schemas.catalog import CATALOG
 from schemas.events import CanonicalEvent, IncomingMessage
+from schemas.privacy import PURPOSES_CONTEXT
+from services.ingest.auth import KeyUse
 
 _CHANNELS = {channel.value: channel for channel in Channel}
+# Set by ingest from the request's write key (docs/access.md#write-keys), never taken from a client.
+WRITE_KEY_CONTEXT = frozenset({"writeKeySource", "writeKeyId"})
 ORDER_FOLLOW_UPS = frozenset({"Order Refunded", "Order Cancelled"})
 
 
@@ -128,7 +132,7 @@ def _order_follow_up(msg: IncomingMessage) -> bool:
 
 def _channel(msg: IncomingMessage) -> Channel:
     spec = CATALOG.get(msg.event or "") if msg.type == "track" else None
-    if spec is not None:
+    if spec is not None and spec.channel is not None:
         return spec.channel
     return _CHANNELS.get((msg.context.channel or "").lower(), Channel.SHOP)
 
@@ -155,8 +159,13 @@ def normalise(
     batch_context: Mapping[str, Any] | None = None,
     max_future_skew: timedelta = timedelta(days=1),
     path: str = "",
+    consent_purposes: Collection[str] | None = None,
+    write_key: KeyUse | None = None,
 ) -> NormalisedEvent | Rejection:
-    """Validate one call and turn it into the canonical event that goes on ``cdp.events``."""
+    """Validate one call and turn it into the canonical event that goes on ``cdp.events``.
+
+    ``consent_purposes`` are the configured purposes a Consent Updated may name (default: the
+    default purposes)."""
     if not isinstance(raw, Mapping):
         return Rejection("invalid_event", (FieldError(path, "an event must be a JSON object"),))
     if batch_context and isinstance(raw.get("context"), Mapping | None):
@@ -183,7 +192,7 @@ def normalise(
     spec = CATALOG.get(msg.event or "") if msg.type == "track" else None
     if spec is not None:
         try:
-            typed = spec.properties.model_validate(properties)
+            typed = spec.properties.model_validate(properties, context={PURPOSES_CONTEXT: consent_purposes})
         except ValidationError as exc:
             return Rejection("invalid_properties", validation_errors(exc, _join_path(path, ("properties",))))
         properties = typed.model_dump(mode="json", exclude_none=True)
@@ -215,7 +224,7 @@ def normalise(
         "identifiers": identifiers,
         "properties": properties,
         "traits": msg.traits,
-        "context": raw.get("context") or {},
+        "context": _stamped_context(raw.get("context"), write_key),
         "groupId": msg.group_id,
         "previousId": msg.previous_id,
         "timestamp": timestamp,
@@ -225,6 +234,16 @@ def normalise(
     }
     record = {name: value for name, value in record.items() if value is not None}
     return NormalisedEvent(record["messageId"], record["channel"], _partition_key(record), record)
+
+
+def _stamped_context(context: Mapping[str, Any] | None, write_key: KeyUse | None) -> dict[str, Any]:
+    """The client's context with the write key's source and id (``writeKeySource``, ``writeKeyId``)
+    set by the platform: a client's own values for them are dropped, never trusted."""
+    stamped = {name: value for name, value in (context or {}).items() if name not in WRITE_KEY_CONTEXT}
+    if write_key is not None:
+        stamped["writeKeySource"] = write_key.source
+        stamped["writeKeyId"] = write_key.key_id
+    return stamped
 
 
 def _partition_key(record: Mapping[str, Any]) -> bytes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,8 +18,10 @@ from schemas import topics
 from schemas.events import DeadLetter
 from services.core.kafka.producer import AsyncProducer, Record
 from services.core.metrics import IngestMetrics
+from services.ingest.auth import KeyUse
 from services.ingest.dedup import MessageIdWindow
 from services.ingest.normalise import FieldError, Rejection, normalise
+from services.privacy.suppression import SuppressionList
 
 log = logging.getLogger(__name__)
 DLQ_PAYLOAD_LIMIT = 1024 * 1024
@@ -29,6 +31,7 @@ DLQ_PAYLOAD_LIMIT = 1024 * 1024
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
+    suppressed: int = 0
     rejected: list[tuple[int, Rejection]] = field(default_factory=list)
 
     @property
@@ -47,7 +50,11 @@ class IngestPipeline:
         metrics: IngestMetrics,
         dedup: MessageIdWindow,
         max_future_skew: timedelta = timedelta(days=1),
+        suppressions: SuppressionList | None = None,
+        consent_purposes: Collection[str] | None = None,
     ) -> None:
+        self._suppressions = suppressions
+        self._consent_purposes = tuple(consent_purposes) if consent_purposes is not None else None
         self._producer = producer
         self._metrics = metrics
         self._dedup = dedup
@@ -62,6 +69,7 @@ class IngestPipeline:
         batch_sent_at: datetime | None = None,
         batch_context: Mapping[str, Any] | None = None,
         path_prefix: str = "",
+        write_key: KeyUse | None = None,
     ) -> IngestResult:
         """Accept every valid item (acknowledged by Kafka when this returns), dead-letter the rest.
 
@@ -84,9 +92,15 @@ class IngestPipeline:
                 batch_context=batch_context,
                 max_future_skew=self._max_future_skew,
                 path=path,
+                consent_purposes=self._consent_purposes,
+                write_key=write_key,
             )
             if isinstance(outcome, Rejection):
                 result.rejected.append((index, outcome))
+                continue
+            if self._suppressions is not None and self._suppressions.suppresses(outcome.record):
+                # An erased person: dropped and counted, never stored (not even in the DLQ).
+                result.suppressed += 1
                 continue
             if not self._dedup.claim(outcome.message_id, now):
                 result.duplicates += 1
@@ -106,6 +120,8 @@ class IngestPipeline:
         result.accepted = len(records)
         for channel, count in channels.items():
             self._metrics.events_accepted.labels(source, channel).inc(count)
+        if result.suppressed:
+            self._metrics.events_suppressed.labels(source).inc(result.suppressed)
         if result.duplicates:
             self._metrics.events_duplicate.labels(source).inc(result.duplicates)
         if result.rejected:

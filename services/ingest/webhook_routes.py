@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from schemas.base import Channel
 from services.core.settings import Settings
+from services.ingest.auth import KeyUse
 from services.ingest.http import ClientError, JSONResponse, body_write_key, parse_json, read_body
 from services.ingest.normalise import FieldError, Rejection
 from services.ingest.webhooks import ProviderSelectionError, detect_provider
@@ -96,16 +97,18 @@ def webhook_endpoint(api: IngestAPI) -> Callable[[Request], Awaitable[Response]]
                 ) from None
 
             if provider is None:
-                api.authorise(request, body_write_key(body))
+                used = api.authorise(request, body_write_key(body))
                 items, many = _canonical_items(parse_json(body), channel, body)
                 result = await api.pipeline.ingest(
                     items,
                     source=f"webhook-{channel.value}",
                     endpoint=endpoint,
                     path_prefix="batch" if many else "",
+                    write_key=used,
                 )
                 return api.answer(result, single=not many)
 
+            key: KeyUse | None = None  # None: authenticated by the provider's signature
             secret = api.webhooks.secrets.get(provider.secret_setting)
             if secret:
                 try:
@@ -126,7 +129,7 @@ def webhook_endpoint(api: IngestAPI) -> Callable[[Request], Awaitable[Response]]
                         status_code=500,
                     )
             else:
-                api.authorise(request)
+                key = api.authorise(request)
             try:
                 mapped = provider.map_payload(request.headers, body)
             except PayloadError as exc:
@@ -137,7 +140,7 @@ def webhook_endpoint(api: IngestAPI) -> Callable[[Request], Awaitable[Response]]
             if mapped.skipped:
                 api.metrics.webhook_skipped.labels(provider.name).inc(len(mapped.skipped))
             result = await api.pipeline.ingest(
-                mapped.messages, source=provider.name, endpoint=endpoint, path_prefix="events"
+                mapped.messages, source=provider.name, endpoint=endpoint, path_prefix="events", write_key=key
             )
             return api.answer(result, single=False)
 

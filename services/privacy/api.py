@@ -22,10 +22,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.admin.api import PREFIX, LookupRequestError, _answering_warehouse_errors, lookup_parameter
-from services.admin.auth import AdminTokens, Endpoint, Principal, Role, require
+from services.admin.auth import AdminTokens, Endpoint, Principal, require
 from services.admin.corrections import CorrectionError, parse_identifier
 from services.admin.http import NO_STORE, JSONResponse, json_error, json_ok
 from services.admin.profiles import why_invalid
+from services.admin.roles import PRIVACY_ROUTES
 from services.core.metrics import PrivacyMetrics
 from services.core.warehouse.port import Warehouse
 from services.identity.domain.identifiers import (
@@ -49,7 +50,6 @@ from services.privacy.subject import resolve_subject
 
 log = logging.getLogger(__name__)
 
-PRIVACY = frozenset({Role.ADMIN, Role.PRIVACY_OFFICER})
 MAX_BODY = 16 * 1024
 KINDS = ("export", "erase")
 
@@ -174,7 +174,7 @@ class PrivacyRoutes:
 
 def privacy_routes(routes: PrivacyRoutes, tokens: AdminTokens) -> list[Route]:
     def guarded(endpoint: Endpoint) -> Endpoint:
-        return require(tokens, PRIVACY, _answering_warehouse_errors(endpoint))
+        return require(tokens, PRIVACY_ROUTES, _answering_warehouse_errors(endpoint))
 
     return [
         Route(f"{PREFIX}/privacy/export", guarded(routes.export), methods=["GET"]),

@@ -20,7 +20,9 @@ class IdentifierHasher:
 
     def __init__(self, key: str | bytes) -> None:
         if not key:
-            raise ValueError("the privacy hash key is empty: set CDP_PRIVACY_HASH_KEY or let cdp up generate it")
+            raise ValueError(
+                "the privacy hash key is empty: set CDP_PRIVACY_HASH_KEY or let cdp up generate it"
+            )
         self._key = key.encode() if isinstance(key, str) else key
 
     def hash(self, identifier_key: str) -> str:

@@ -9,27 +9,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from services.admin.api import PREFIX, _answering_warehouse_errors
-from services.admin.auth import AdminTokens, Endpoint, Role, require
+from services.admin.auth import AdminTokens, Endpoint, require
 from services.admin.http import json_error, json_ok
+from services.admin.roles import ADMIN_ONLY, ANALYTICS_READ
 from services.core.warehouse.port import Warehouse
 from services.segments.domain.definition import DefinitionError, load_documents
+from services.segments.domain.rules import CONSENT_PURPOSES
 from services.segments.store import apply_definitions, segment_members, segment_overview
 
-READ_SEGMENTS = frozenset({Role.ADMIN})
-WRITE_SEGMENTS = frozenset({Role.ADMIN})
+READ_SEGMENTS = ANALYTICS_READ
+WRITE_SEGMENTS = ADMIN_ONLY
 MAX_BODY = 1 << 20
 MAX_MEMBERS_PAGE = 10_000
 
 
 class SegmentRoutes:
-    def __init__(self, warehouse: Warehouse) -> None:
+    def __init__(self, warehouse: Warehouse, purposes: Collection[str] = CONSENT_PURPOSES) -> None:
         self._warehouse = warehouse
+        self._purposes = tuple(purposes)
 
     async def list(self, request: Request) -> Response:
         segments = await run_in_threadpool(segment_overview, self._warehouse)
@@ -71,7 +76,7 @@ class SegmentRoutes:
         except UnicodeDecodeError:
             return json_error(400, "invalid_request", "the body must be UTF-8 JSON or YAML")
         try:
-            definitions = load_documents(text, "body")
+            definitions = load_documents(text, "body", purposes=self._purposes)
             applied = await run_in_threadpool(apply_definitions, self._warehouse, definitions, "admin API")
         except DefinitionError as exc:
             return json_error(400, "invalid_definition", str(exc), problems=exc.problems)
@@ -80,8 +85,11 @@ class SegmentRoutes:
         return json_ok({"applied": result})
 
 
-def segment_routes(warehouse: Warehouse, tokens: AdminTokens) -> list[Route]:
-    routes = SegmentRoutes(warehouse)
+def segment_routes(
+    warehouse: Warehouse, tokens: AdminTokens, purposes: Collection[str] = CONSENT_PURPOSES
+) -> list[Route]:
+    """The segment routes; ``purposes`` are the consent purposes rules may name (CDP_CONSENT_PURPOSES)."""
+    routes = SegmentRoutes(warehouse, purposes)
     reads: list[tuple[str, Endpoint]] = [
         (f"{PREFIX}/segments", routes.list),
         (f"{PREFIX}/segments/{{segment_id}}", routes.get),

@@ -56,7 +56,8 @@ def apply(
     except OSError as exc:
         raise _fail(f"cannot read {file}: {exc.strerror}") from None
     try:
-        load_documents(text, file)  # the same checks the platform makes, before any network
+        # the platform's checks before any network (the platform also checks the consent purposes)
+        load_documents(text, file, purposes=None)
     except DefinitionError as exc:
         raise _fail(f"{file} is not a valid segment definition:\n  " + "\n  ".join(exc.problems)) from None
     try:

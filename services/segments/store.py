@@ -48,8 +48,9 @@ def read_catalog(warehouse: Warehouse) -> SegmentCatalog:
     )
     stored = [
         StoredSegment(
-            parse_definition(orjson.loads(row["definition"])), int(row["version"]), row["content_hash"],
-            _iso(row["updated_at"]),
+            # stored definitions were checked when applied: a purpose removed since still loads
+            parse_definition(orjson.loads(row["definition"]), purposes=None),
+            int(row["version"]), row["content_hash"], _iso(row["updated_at"]),
         )
         for row in rows
         if not row["deleted"]

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from services.core.kafka.exceptions import ProduceError
 
-Record = tuple[str, bytes | None, bytes]  # topic, key, value
+Record = tuple[str, bytes | None, bytes | None]  # topic, key, value (None: a tombstone)
 PartitionedRecord = tuple[str, int, bytes]  # topic, partition, value (no key)
 KAFKA_LOG = logging.getLogger("cdp.kafka")
 
@@ -87,7 +87,7 @@ class AsyncProducer:
         """Like ``send``, to explicit partitions (batch records of internal topics carry no key)."""
         await self._produce_all([(topic, value, {"partition": p}) for topic, p, value in records])
 
-    async def _produce_all(self, items: Sequence[tuple[str, bytes, dict[str, Any]]]) -> None:
+    async def _produce_all(self, items: Sequence[tuple[str, bytes | None, dict[str, Any]]]) -> None:
         if not items:
             return
         group = _DeliveryGroup(asyncio.get_running_loop(), len(items))

@@ -24,10 +24,12 @@ def read_records(
     *,
     group: str,
     with_offsets: bool = False,
+    with_keys: bool = False,
 ) -> list[dict[str, Any]]:
     """The JSON records of the given topic partitions from the given offsets, read until they stay
     quiet (end offsets are only a lower bound on some brokers). ``with_offsets``: each as
-    ``{partition, offset, value}``."""
+    ``{partition, offset, value}``. ``with_keys``: each as ``{key, partition, offset, value}``,
+    tombstones included (``value`` None, ``key`` the text key)."""
     records: list[dict[str, Any]] = []
     if not starts:
         return records
@@ -45,7 +47,15 @@ def read_records(
             messages = consumer.consume(10_000, 0.2)
             for message in messages:
                 value = message.value()
-                if message.error() is None and value:
+                if with_keys and message.error() is None:
+                    key = message.key()
+                    records.append({
+                        "key": key.decode() if key is not None else None,
+                        "partition": message.partition(),
+                        "offset": message.offset(),
+                        "value": orjson.loads(value) if value else None,
+                    })  # fmt: skip
+                elif message.error() is None and value:
                     record = orjson.loads(value)
                     if with_offsets:
                         record = {

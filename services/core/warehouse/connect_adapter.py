@@ -21,7 +21,12 @@ def _client_options(url: str) -> dict[str, Any]:
     """get_client keyword arguments from ``http[s]://user:password@host:port[/proxy_path]``."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WarehouseError(f"ClickHouse URL must look like http://user:password@host:8123, got {url!r}")
+        # Not the URL itself: it may carry the password.
+        missing = "" if parts.hostname else " and no host"
+        raise WarehouseError(
+            "ClickHouse URL must look like http://user:password@host:8123, "
+            f"got scheme {parts.scheme!r}{missing}"
+        )
     options: dict[str, Any] = {
         "interface": parts.scheme,
         "host": parts.hostname,

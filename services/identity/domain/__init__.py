@@ -11,6 +11,7 @@ from services.identity.domain.identifiers import (
 )
 from services.identity.domain.limits import LinkLimits
 from services.identity.domain.outcomes import (
+    EraseResult,
     GraphStats,
     Link,
     Merge,
@@ -26,6 +27,7 @@ from services.identity.domain.snapshot import GraphSnapshot
 from services.identity.domain.traits import TraitPolicy
 
 __all__ = [
+    "EraseResult",
     "GraphSnapshot",
     "GraphStats",
     "IdType",

@@ -19,11 +19,14 @@ Rules that make the outcome explainable and independent of arrival order:
 * **Split** removes a link and recomputes the profile from the remaining links: the part holding
   the profile's best identifier keeps the id, every other part is named by its own best
   identifier (often reviving the id it had before the merge).
+* **Erase** (GDPR Art. 17) forgets a person: every identifier and link of their profiles, and any
+  identifier of theirs linked elsewhere (that profile is regrouped without it, like a detach).
+  Erased identifiers leave no trace: their keys are zeroed in memory and no id resolves to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from services.identity.domain.components import Components
@@ -32,6 +35,7 @@ from services.identity.domain.identifiers import ID_TYPES_BY_RANK, Identifier, I
 from services.identity.domain.limits import LinkLimits
 from services.identity.domain.link_table import LinkTable
 from services.identity.domain.outcomes import (
+    EraseResult,
     GraphStats,
     Link,
     Merge,
@@ -264,6 +268,87 @@ class IdentityGraph:
                 groups.append(group)
         return groups
 
+    # -- erasure --------------------------------------------------------------------------------
+
+    def erase(
+        self, profile_ids: Iterable[str], suppressed: Callable[[str], bool] | None = None
+    ) -> EraseResult:
+        """Forget a person (GDPR Art. 17): every identifier and link of the profiles ``profile_ids``
+        name, each resolved to its current profile first (an absorbed id or a former split part
+        counts), and every identifier whose key ``suppressed(key)`` accepts wherever it is linked.
+
+        A profile of someone else that held a suppressed identifier loses it and is regrouped from
+        its remaining links (``regrouped``, like a detach). Forgotten identifiers are no longer
+        known: an event naming one again starts afresh. Checking ``suppressed`` visits every
+        identifier the graph knows (erasures are rare; about a second per million identifiers).
+        """
+        ids, find = self._ids, self._sets.find
+        roots = {root for pid in profile_ids if (root := self._root_of(pid)) is not None}
+        lone: dict[int, list[int]] = {}  # root of another profile -> its suppressed identifiers
+        if suppressed is not None:
+            for node in range(len(ids)):
+                if not ids.is_erased(node) and suppressed(ids.key_text(node)):
+                    root = find(node)
+                    if root not in roots:
+                        lone.setdefault(root, []).append(node)
+        erased: set[str] = set()
+        identifiers = links = 0
+        for root in sorted(roots, key=ids.sort_key):
+            members = self._links.connected(root)
+            erased.update(self._issued_ids(members))
+            links += self._forget(members)
+            identifiers += len(members)
+            self._profiles -= 1
+        regrouped: list[SplitResult] = []
+        for root in sorted(lone, key=ids.sort_key):
+            gone = set(lone[root])
+            members = self._links.connected(root)
+            old_id = ids.profile_id(root)
+            erased.update(self._issued_ids(gone))
+            links += self._forget(list(gone))
+            identifiers += len(gone)
+            rest = [node for node in members if node not in gone]
+            if not rest:
+                self._profiles -= 1
+                continue
+            part_roots = []
+            groups = self._connected_groups(rest)
+            for group in groups:
+                group_root = min(group, key=ids.sort_key)
+                self._sets.regroup(group_root, group)
+                self._issued[group_root] = 1
+                part_roots.append(group_root)
+            self._profiles += len(groups) - 1
+            part_roots.sort(key=ids.sort_key)
+            parts = tuple(map(ids.profile_id, part_roots))
+            regrouped.append(SplitResult(SplitStatus.SPLIT, parts[0] if root in gone else old_id, parts))
+        return EraseResult(tuple(sorted(erased)), tuple(regrouped), identifiers, links)
+
+    def _issued_ids(self, nodes: Iterable[int]) -> list[str]:
+        """The profile ids ``nodes`` have handed out (current and absorbed ones)."""
+        issued, profile_id = self._issued, self._ids.profile_id
+        return [profile_id(node) for node in nodes if issued[node]]
+
+    def _forget(self, nodes: list[int]) -> int:
+        """Remove ``nodes`` with every link they have; returns how many links went."""
+        links = {link for node in nodes for link in self._links.links_of(node)}
+        for link in links:
+            self._links.remove(link)
+        for node in nodes:
+            self._ids.forget(node)
+            self._issued[node] = 0
+            self._detached.pop(node, None)
+            self._sets.regroup(node, (node,))
+        if self._forbidden:
+            gone = set(nodes)
+            for pair in [pair for pair in self._forbidden if pair[0] in gone or pair[1] in gone]:
+                del self._forbidden[pair]
+        return len(links)
+
+    def knows(self, key: str) -> bool:
+        """Whether the graph holds the identifier with this key (``email:anna@example.de``)."""
+        return self._ids.knows_key(key)
+
     # -- queries --------------------------------------------------------------------------------
 
     def profile_of(self, identifier: Identifier) -> str | None:
@@ -313,7 +398,7 @@ class IdentityGraph:
 
     def stats(self) -> GraphStats:
         return GraphStats(
-            identifiers=len(self._ids),
+            identifiers=self._ids.live,
             profiles=self._profiles,
             links=len(self._links),
             forbidden_pairs=len(self._forbidden),
@@ -330,8 +415,8 @@ class IdentityGraph:
 
     def snapshot(self) -> GraphSnapshot:
         ids, find = self._ids, self._sets.find
-        keys = [ids.identifier(node).key for node in range(len(ids))]
-        profile_ids = {root: ids.profile_id(root) for root in {find(node) for node in range(len(ids))}}
+        keys = {node: ids.key_text(node) for node in range(len(ids)) if not ids.is_erased(node)}
+        profile_ids = {root: ids.profile_id(root) for root in {find(node) for node in keys}}
         links: list[LinkRow] = []
         for link in self._links.live():
             (a, b), provenance = self._links.ends(link), self._provenance[self._links.provenance(link)]
@@ -343,12 +428,12 @@ class IdentityGraph:
             )  # fmt: skip
         return GraphSnapshot(
             identifiers=tuple(
-                {"identifier": key, "profile_id": profile_ids[find(node)]} for node, key in enumerate(keys)
+                {"identifier": key, "profile_id": profile_ids[find(node)]} for node, key in keys.items()
             ),
             links=tuple(links),
             redirects=tuple(
                 {"absorbed": ids.profile_id(node), "survivor": profile_ids[find(node)]}
-                for node in range(len(ids))
+                for node in keys
                 if self._issued[node] and find(node) != node
             ),
             forbidden_pairs=tuple(

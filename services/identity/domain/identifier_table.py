@@ -4,6 +4,10 @@ Millions of identifiers stay in memory, so nothing here is an object per identif
 in one byte buffer, ranks in a byte array, and the only dict maps the identifier's hash (which is
 also its would-be profile id) to its node. That one dict serves both lookups: identifier -> node
 and profile id -> node.
+
+An erased identifier (``forget``) leaves its node number behind as a hole: its key bytes are
+overwritten with zeros, its rank becomes ``ERASED`` and it is no longer in the index, so nothing
+can find it, and the raw value is gone from memory.
 """
 
 from __future__ import annotations
@@ -13,13 +17,16 @@ from array import array
 from services.identity.domain.identifiers import ID_TYPES_BY_RANK, RANK_OF, Identifier
 from services.identity.domain.profile_ids import IdentifierHasher, format_profile_id, parse_profile_id
 
+ERASED = 255
+"""The rank of a forgotten node (no identifier type has it)."""
+
 
 class IdentifierHashCollisionError(RuntimeError):
     """Two identifiers share an 88-bit hash: practically impossible, and never silently merged."""
 
 
 class IdentifierTable:
-    __slots__ = ("_blob", "_ends", "_hash", "_index", "_ranks")
+    __slots__ = ("_blob", "_ends", "_erased", "_hash", "_index", "_ranks")
 
     def __init__(self, salt: bytes = b"") -> None:
         self._hash = IdentifierHasher(salt)
@@ -27,9 +34,15 @@ class IdentifierTable:
         self._blob = bytearray()  # the UTF-8 keys (``email:anna@example.de``), back to back
         self._ends = array("Q", [0])  # node n's key is _blob[_ends[n]:_ends[n + 1]]
         self._ranks = bytearray()  # IdType.rank per node
+        self._erased = 0
 
     def __len__(self) -> int:
         return len(self._ranks)
+
+    @property
+    def live(self) -> int:
+        """Identifiers known now (nodes minus the forgotten ones)."""
+        return len(self._ranks) - self._erased
 
     @property
     def ranks(self) -> bytearray:
@@ -64,6 +77,26 @@ class IdentifierTable:
         self._ends.append(len(self._blob))
         self._ranks.append(RANK_OF[identifier.type])
         return node, digest, True
+
+    def knows_key(self, key: str) -> bool:
+        encoded = key.encode()
+        return self._lookup(encoded, self._hash(encoded)) is not None
+
+    def key_text(self, node: int) -> str:
+        """The node's identifier key (``email:anna@example.de``) without building an Identifier."""
+        return self._key(node).decode()
+
+    def is_erased(self, node: int) -> bool:
+        return self._ranks[node] == ERASED
+
+    def forget(self, node: int) -> None:
+        """Erase the node's identifier: out of the index, its key bytes zeroed (same length, so no
+        other node moves). The node number stays allocated and must not be used again."""
+        start, end = self._ends[node], self._ends[node + 1]
+        del self._index[self._hash(self._blob[start:end])]
+        self._blob[start:end] = bytes(end - start)
+        self._ranks[node] = ERASED
+        self._erased += 1
 
     def identifier(self, node: int) -> Identifier:
         id_type = ID_TYPES_BY_RANK[self._ranks[node]]

@@ -105,3 +105,24 @@ class GraphStats:
     links: int
     forbidden_pairs: int
     detached: int
+
+
+@dataclass(frozen=True, slots=True)
+class EraseResult:
+    """What an erasure removed from the graph. It names no identifier, only counts and profile ids."""
+
+    erased_profiles: tuple[str, ...] = ()
+    """Every profile id the graph forgot: the erased profiles' current ids and every id absorbed
+    into them (merged away earlier, or a former split part), sorted."""
+    regrouped: tuple[SplitResult, ...] = ()
+    """Profiles of other people that held an erased identifier (it was suppressed but linked
+    elsewhere): they lost it and were regrouped from their remaining links, like a detach. Each
+    lists its parts (``profiles``); ``removed_links`` is empty (those links named the person)."""
+    identifiers: int = 0
+    """Identifiers removed."""
+    links: int = 0
+    """Links removed."""
+
+    @property
+    def changed(self) -> bool:
+        return self.identifiers > 0

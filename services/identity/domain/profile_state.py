@@ -22,6 +22,7 @@ from typing import Any
 
 from services.identity.domain.activity import NON_ENGAGING_EVENTS, Activity
 from services.identity.domain.complaints import ComplaintBook
+from services.identity.domain.consents import CONSENT_EVENTS, Consents, consent_source
 from services.identity.domain.conversations import ChatHistory
 from services.identity.domain.email_engagement import EmailEngagement
 from services.identity.domain.event_folds import FOLDS, amount_of
@@ -51,6 +52,7 @@ class ProfileState:
     email: EmailEngagement = field(default_factory=EmailEngagement)
     subscriptions: Subscriptions = field(default_factory=Subscriptions)
     recent: RecentEvents = field(default_factory=RecentEvents)
+    consents: Consents = field(default_factory=Consents)
 
     def apply(self, event: Mapping[str, Any]) -> bool:
         """Fold one canonical event (camelCase dict); False when the state did not change."""
@@ -73,6 +75,9 @@ class ProfileState:
             changed |= self.recent.record(name, stamp, message_id, amount_of(properties))
             if fold is not None:
                 changed |= fold(self, stamp, message_id, properties)
+            if name in CONSENT_EVENTS:
+                source = consent_source(event.get("source"), event.get("context"))
+                changed |= self.consents.apply(name, stamp, message_id, properties, source)
         return changed
 
     def merge(self, other: ProfileState) -> None:
@@ -85,6 +90,7 @@ class ProfileState:
         self.email.merge(other.email)
         self.subscriptions.merge(other.subscriptions)
         self.recent.merge(other.recent)
+        self.consents.merge(other.consents)
 
     def traits(self) -> dict[str, Any]:
         return self.trait_registers.values(self.trait_policy)
@@ -98,6 +104,7 @@ class ProfileState:
             **self.complaints.attributes(),
             **self.email.attributes(),
             **self.subscriptions.attributes(),
+            **self.consents.attributes(),
         }
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -112,6 +119,7 @@ class ProfileState:
             "email": self.email.snapshot(),
             "subscriptions": self.subscriptions.snapshot(),
             "recent": self.recent.snapshot(),
+            "consents": self.consents.snapshot(),
         }
 
     @classmethod
@@ -130,6 +138,7 @@ class ProfileState:
             EmailEngagement.from_snapshot(snapshot["email"]),
             Subscriptions.from_snapshot(snapshot["subscriptions"]),
             RecentEvents.from_snapshot(snapshot.get("recent")),
+            Consents.from_snapshot(snapshot.get("consents")),  # absent in snapshots before consents
         )
 
     def _traits_of(self, kind: Any, event: Mapping[str, Any]) -> Mapping[str, Any]:

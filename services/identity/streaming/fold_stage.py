@@ -13,6 +13,10 @@ the order the graph stage (or another fold partition) produced them. Per record 
   events whose best-ranked identifier (their anchor, which picks their profile) is in the part. A
   part left without events is retired (``live: false``, no ``mergedInto``).
 * ``redirect`` (at ids absorbed before a split): they now redirect to the part holding them.
+* ``erase`` (GDPR Art. 17, at every id the erased person ever had): the id's state is forgotten
+  and ``profiles`` gets an ``erased`` record (no personal data) and then a tombstone. The id is
+  remembered as erased: any record that reaches it later (an event, a transfer or forwarded event
+  still in flight, a split part) is dropped (``dropped_erased``).
 
 **Records overtaken by a split.** Transfers and forwarded events produced before a split may still
 be in flight when the rebuild has happened; they would put events of another part back in. A
@@ -48,8 +52,10 @@ from services.identity.streaming.records import (
     Kind,
     OutRecord,
     ProfileStamp,
+    erased_profile_record,
     forwarded,
     profile_record,
+    profile_tombstone,
     retired_profile_record,
     transfer_record,
 )
@@ -116,7 +122,9 @@ class FoldProcessor:
         self._former: dict[str, FormerProfile] = {}
         self._rebuilt_at: dict[str, int] = {}
         self._dirty: dict[str, None] = {}  # insertion-ordered set: flush order follows first change
+        self._erased: dict[str, int] = {}  # erased id -> the version of its ``erased`` record
         self.overtaken = 0
+        self.dropped_erased = 0
 
     @property
     def live(self) -> Mapping[str, FoldedProfile]:
@@ -126,13 +134,23 @@ class FoldProcessor:
     def former(self) -> Mapping[str, FormerProfile]:
         return self._former
 
+    @property
+    def erased(self) -> Mapping[str, int]:
+        """Erased ids (with the version of their ``erased`` record) of the partitions held here."""
+        return self._erased
+
     def process(self, record: Mapping[str, Any]) -> list[OutRecord]:
         profile_id: str = record["profileId"]
         position: int = record["position"]
+        kind = record["kind"]
+        if kind == Kind.ERASE:
+            return self._erase(profile_id, position)
+        if profile_id in self._erased:
+            self.dropped_erased += 1
+            return []
         if position < self._rebuilt_at.get(profile_id, -1):
             self.overtaken += 1
             return []
-        kind = record["kind"]
         if kind == Kind.EVENT:
             return self._event(profile_id, position, record)
         if kind == Kind.MERGE:
@@ -165,8 +183,13 @@ class FoldProcessor:
         return records
 
     def load(self, value: Mapping[str, Any]) -> None:
-        """Restore one id from its latest ``profiles`` record (restart, rebalance)."""
+        """Restore one id from its latest ``profiles`` record (restart, rebalance). An ``erased``
+        record (or a tombstone, see ``load_erased``) is no profile: the id stays erased."""
         profile_id: str = value["profileId"]
+        if value.get("erased"):
+            self.load_erased(profile_id, int(value.get("version") or 0))
+            return
+        self._erased.pop(profile_id, None)
         if value["rebuiltAt"] is not None:
             self._rebuilt_at[profile_id] = value["rebuiltAt"]
         version, position = value["version"], value["position"]
@@ -178,13 +201,22 @@ class FoldProcessor:
             self._former[profile_id] = FormerProfile(value["mergedInto"], version, position)
             self._live.pop(profile_id, None)
 
+    def load_erased(self, profile_id: str, version: int = 0) -> None:
+        """The id's latest ``profiles`` record is a tombstone (or an ``erased`` record): no state."""
+        self._live.pop(profile_id, None)
+        self._former.pop(profile_id, None)
+        self._rebuilt_at.pop(profile_id, None)
+        self._dirty.pop(profile_id, None)
+        self._erased[profile_id] = max(version, self._erased.get(profile_id, 0))
+
     def forget(self, keep: Callable[[str], bool]) -> int:
         """Drop the state of every id for which ``keep(id)`` is false (its partition moved away; the
         new owner loads it from ``profiles``). Returns how many ids were dropped."""
-        dropped = [pid for pid in (*self._live, *self._former) if not keep(pid)]
+        dropped = [pid for pid in (*self._live, *self._former, *self._erased) if not keep(pid)]
         for profile_id in dropped:
             self._live.pop(profile_id, None)
             self._former.pop(profile_id, None)
+            self._erased.pop(profile_id, None)
             self._rebuilt_at.pop(profile_id, None)
             self._dirty.pop(profile_id, None)
         return len(dropped)
@@ -246,6 +278,15 @@ class FoldProcessor:
         self._dirty[profile_id] = None
         return []
 
+    def _erase(self, profile_id: str, position: int) -> list[OutRecord]:
+        """Forget the id and publish its ``erased`` record and a tombstone (also when repeated: the
+        privacy coordinator waits for what follows them)."""
+        reached = max(position, self._live[profile_id].position if profile_id in self._live else -1)
+        version = next_version(self._last_version(profile_id), reached)
+        self.load_erased(profile_id, version)
+        stamp = ProfileStamp(version, reached, None)
+        return [erased_profile_record(profile_id, stamp), profile_tombstone(profile_id)]
+
     def _redirect(self, absorbed: str, position: int, survivor: str) -> list[OutRecord]:
         self._rebuilt_at[absorbed] = position
         return [self._retire(absorbed, survivor, position)]
@@ -283,7 +324,7 @@ class FoldProcessor:
         if profile is not None:
             return profile.version
         former = self._former.get(profile_id)
-        return 0 if former is None else former.version
+        return self._erased.get(profile_id, 0) if former is None else former.version
 
     def _retire(self, profile_id: str, merged_into: str | None, position: int) -> OutRecord:
         """Drop the id's state (its events now live elsewhere) and publish where it went."""

@@ -18,11 +18,17 @@ the processors make repeats harmless).
   acknowledged, so ``cdp.profiles`` always covers every committed ``resolved`` offset. A worker that
   is assigned a ``resolved`` partition loads that partition's profiles from ``cdp.profiles`` (same
   key, same partition count) before folding its records; a partition that moves away is forgotten.
+  An id whose latest record there is a tombstone or an ``erased`` record loads as erased.
+* **Suppression.** The graph stage drops events of erased persons (``GraphProcessor``); its
+  suppression set comes from the warehouse table ``suppressions`` at every graph rebuild and is
+  reloaded every ``suppression_seconds`` (hashes added while this worker was down or by another
+  coordinator), besides the hashes each ``erase`` record brings.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +54,7 @@ from services.identity.streaming.observations import apply_observation
 from services.identity.streaming.records import Kind, OutRecord, Topic
 from services.identity.streaming.restore import GraphRestorer, load_observation
 from services.identity.streaming.simulation import partition_of
+from services.privacy.hashing import IdentifierHasher
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +75,17 @@ class EventStore(Protocol):
 
     def __call__(self, keys: Sequence[str]) -> list[dict[str, Any]]: ...
 
-    def wait_until_stored(self, epoch: int, position: int, timeout: float = 60.0) -> bool: ...
+    def wait_until_stored(
+        self, epoch: int, position: int, timeout: float = 60.0, *, unstored: int = 0
+    ) -> bool: ...
 
 
 def encode(records: Sequence[OutRecord]) -> list[Record]:
-    return [(TOPIC_NAMES[r.topic], r.key.encode(), orjson.dumps(r.value)) for r in records]
+    """Keyed messages; a tombstone record goes with a null value."""
+    return [
+        (TOPIC_NAMES[r.topic], r.key.encode(), None if r.tombstone else orjson.dumps(r.value))
+        for r in records
+    ]
 
 
 def encode_batches(
@@ -110,10 +123,20 @@ def received_age(event: Any) -> float | None:
 
 
 def read_latest_profiles(bootstrap: str, partitions: set[int]) -> dict[str, dict[str, Any]]:
-    """The last ``cdp.profiles`` record per profile id in ``partitions`` (what compaction keeps)."""
+    """The last ``cdp.profiles`` record per profile id in ``partitions`` (what compaction keeps). A
+    tombstone comes back as ``{"profileId": id, "erased": True, "version": ...}`` (the version of
+    the record it follows, if still there)."""
     group = "cdp-identity-load"
     starts = start_offsets(bootstrap, [topics.PROFILES], partitions, None, group=group)
-    return {record["profileId"]: record for record in read_records(bootstrap, starts, group=group)}
+    latest: dict[str, dict[str, Any]] = {}
+    for record in read_records(bootstrap, starts, group=group, with_keys=True):
+        value, key = record["value"], record["key"]
+        if value is not None:
+            latest[value["profileId"]] = value
+        elif key is not None:
+            before = latest.get(key)
+            latest[key] = {"profileId": key, "erased": True, "version": before["version"] if before else 0}
+    return latest
 
 
 class IdentityWorker:
@@ -135,13 +158,27 @@ class IdentityWorker:
         batch: int = 2000,
         linger: float = 0.05,
         session_timeout: float = 6.0,
+        hasher: IdentifierHasher | None = None,
+        suppressions: Callable[[], set[str]] | None = None,
+        suppression_seconds: float = 5.0,
     ) -> None:
         self.graph_stage = graph_stage
         """The graph stage when this worker owns the observations partition (None until then)."""
         self.fold_stage = FoldProcessor(now, events_of=event_store, rules=rules)
         self._restore_graph = restore_graph or GraphRestorer(
-            bootstrap, epoch, lambda: GraphProcessor(IdentityGraph(limits), rules=rules, position=epoch)
-        )
+            bootstrap, epoch,
+            lambda: GraphProcessor(
+                IdentityGraph(limits), rules=rules, position=epoch, hasher=hasher,
+                suppressed=suppressions() if suppressions is not None else (), unstored_from=epoch,
+            ),
+        )  # fmt: skip
+        self._suppressions = suppressions
+        self._suppression_seconds = suppression_seconds
+        if hasher is None:
+            log.warning(
+                "identity worker without a privacy hash key (CDP_PRIVACY_HASH_KEY): events of erased "
+                "persons cannot be recognised and dropped"
+            )
         self._event_store = event_store
         self._epoch = epoch
         self._bootstrap = bootstrap
@@ -168,6 +205,7 @@ class IdentityWorker:
         self.resolved_sent = 0  # records this worker produced to the resolved topic
         self.graph_restores = 0
         self.profiles_loaded = 0
+        self.events_suppressed = 0
 
     @property
     def epoch(self) -> int:
@@ -203,6 +241,12 @@ class IdentityWorker:
         async def report_lag() -> None:
             await asyncio.to_thread(self._report_lag)
 
+        if self._suppressions is not None:
+
+            @app.timer(self._suppression_seconds)  # type: ignore[untyped-decorator]
+            async def reload_suppressions() -> None:
+                await self._reload_suppressions()
+
         self._app = app
         if self._metrics is not None:  # the series exist from the start; the timer fills them in
             series = [(self._forwarder.group, topics.EVENTS), *((self._app_id, t) for t in INPUTS)]
@@ -224,11 +268,25 @@ class IdentityWorker:
         batches, keyed = encode_batches(records, self._partitions)
         await asyncio.gather(self._producer.send_partitioned(batches), self._producer.send(keyed))
 
+    async def _reload_suppressions(self) -> None:
+        """Hashes added to the ``suppressions`` table (by any coordinator, also while this worker
+        was down) join the live graph stage's set."""
+        stage, load = self.graph_stage, self._suppressions
+        if stage is None or load is None:
+            return
+        try:
+            hashes = await asyncio.to_thread(load)
+        except Exception:
+            log.warning("identity graph: cannot reload the suppression list; keeping the current one")
+            return
+        if self.graph_stage is stage:  # not replaced by a rebuild meanwhile (it loads its own)
+            stage.suppress(hashes)
+
     # -- stages -------------------------------------------------------------------------------------
 
     async def _decide(self, batch: Sequence[Any]) -> list[OutRecord]:
         out: list[OutRecord] = []
-        decided = 0
+        decided = suppressed = 0
         first_event: Any = None
         for message in batch:
             offset = message.message.offset
@@ -237,16 +295,21 @@ class IdentityWorker:
                 log.info("identity graph: restoring the graph state for observations offset %d", offset)
                 stage = self.graph_stage = await asyncio.to_thread(self._restore_graph, offset)
                 self.graph_restores += 1
+            before = stage.suppressed_events
             for line in split_lines(message.value):
                 record = load_observation(line)
                 if first_event is None:
                     first_event = record
                 out.extend(apply_observation(stage, record))
                 decided += 1
+            suppressed += stage.suppressed_events - before
             self._graph_offset = offset + 1
         self.observations_decided += decided
+        self.events_suppressed += suppressed
         if self._metrics is not None:
             self._metrics.observations.inc(decided)
+            if suppressed:
+                self._metrics.events_suppressed.inc(suppressed)
             age = received_age(first_event)
             if age is not None:
                 self._metrics.processing_delay.labels("graph").observe(age)
@@ -263,8 +326,11 @@ class IdentityWorker:
                 record = orjson.loads(line)
                 if record.get("kind") == Kind.SPLIT and self._event_store is not None:
                     await asyncio.to_thread(
-                        self._event_store.wait_until_stored, self._epoch, record["position"]
-                    )
+                        functools.partial(
+                            self._event_store.wait_until_stored, self._epoch, record["position"],
+                            unstored=int(record.get("unstored") or 0),
+                        )
+                    )  # fmt: skip
                 out.extend(self.fold_stage.process(record))
                 if oldest is None and record.get("kind") == Kind.EVENT:
                     oldest = record.get("event")
@@ -385,7 +451,7 @@ class IdentityWorker:
     def _count(records: Sequence[OutRecord], metrics: IdentityMetrics) -> None:
         for record in records:
             topic = record.topic
-            if topic is Topic.RESOLVED:
+            if topic is Topic.RESOLVED or record.tombstone:
                 continue
             value = record.value
             if topic is Topic.PROFILES:

@@ -5,10 +5,12 @@ serialises them and moves bytes. ``position`` is the graph stage's position in t
 topic (its offset there): the one total order of identity decisions. It travels on every record
 derived from a decision, which is how the fold stage recognises records overtaken by a split.
 
-``profiles`` carries no Kafka tombstones: a profile id that stops naming a profile (merged away,
-or left without events by a split) gets a record with ``live: false`` and its next version, so the
-compacted topic and a versioned table (ReplacingMergeTree with ``NOT live`` as is_deleted) never
-see a version go backwards, and a merged id keeps saying where it went (``mergedInto``).
+A profile id that stops naming a profile (merged away, or left without events by a split) gets a
+``profiles`` record with ``live: false`` and its next version, so the compacted topic and a
+versioned table (ReplacingMergeTree with ``NOT live`` as is_deleted) never see a version go
+backwards, and a merged id keeps saying where it went (``mergedInto``). Only an erasure (GDPR
+Art. 17) ends an id with a Kafka tombstone (``OutRecord.tombstone``: the value is null), right
+after an ``erased`` record that holds no personal data.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Kind(StrEnum):
     TRANSFER = "transfer"
     SPLIT = "split"
     REDIRECT = "redirect"
+    ERASE = "erase"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class OutRecord:
     topic: Topic
     key: str
     value: Value
+    tombstone: bool = False
+    """A Kafka tombstone: sent with a null value (``value`` is then empty and not sent)."""
 
 
 def _time(provenance: Provenance) -> str:
@@ -160,8 +165,12 @@ def correction_record(
     return OutRecord(Topic.SPLITS, result.profile_id or subject, value)
 
 
-def split_record(profile_id: str, position: int, identifiers: list[str], split_from: str) -> OutRecord:
-    """Rebuild ``profile_id`` from the stored events anchored in ``identifiers`` (its whole part)."""
+def split_record(
+    profile_id: str, position: int, identifiers: list[str], split_from: str, unstored: int = 0
+) -> OutRecord:
+    """Rebuild ``profile_id`` from the stored events anchored in ``identifiers`` (its whole part).
+    ``unstored``: positions since the epoch that leave no row in the warehouse (events of erased
+    persons, dropped): the rebuild's wait for the events sink must not count on them."""
     value = {
         "schemaVersion": SCHEMA_VERSION,
         "kind": Kind.SPLIT.value,
@@ -169,6 +178,40 @@ def split_record(profile_id: str, position: int, identifiers: list[str], split_f
         "position": position,
         "identifiers": identifiers,
         "splitFrom": split_from,
+    }
+    if unstored:
+        value["unstored"] = unstored
+    return OutRecord(Topic.RESOLVED, profile_id, value)
+
+
+ERASE_REASON = "erasure request"
+
+
+def erase_correction_record(request_id: str, status: str, position: int) -> OutRecord:
+    """The audit record of an erasure (``identity_corrections``): it names no identifier and no
+    profile, only the request."""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "action": "erase",
+        "subject": request_id,
+        "reason": ERASE_REASON,
+        "status": status,
+        "profileId": "",
+        "profiles": [],
+        "removedLinks": [],
+        "position": position,
+    }
+    return OutRecord(Topic.SPLITS, request_id, value)
+
+
+def erase_record(profile_id: str, position: int, request_id: str) -> OutRecord:
+    """Tell the fold partition of ``profile_id`` to forget it (GDPR erasure)."""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "kind": Kind.ERASE.value,
+        "profileId": profile_id,
+        "position": position,
+        "requestId": request_id,
     }
     return OutRecord(Topic.RESOLVED, profile_id, value)
 
@@ -264,6 +307,40 @@ def profile_record(
     if cause is not None:
         value["cause"] = {"receivedAt": cause[0], "messageId": cause[1]}
     return OutRecord(Topic.PROFILES, profile_id, value)
+
+
+def erased_profile_record(profile_id: str, stamp: ProfileStamp) -> OutRecord:
+    """The id's last record before its tombstone: it was erased. No personal data: no identifiers,
+    traits, attributes or state. ``erased`` comes right after the id, so a sink can tell the record
+    by its first bytes (``is_erased_profile``)."""
+    value = {
+        "schemaVersion": SCHEMA_VERSION,
+        "profileId": profile_id,
+        "erased": True,
+        "live": False,
+        "version": stamp.version,
+        "position": stamp.position,
+        "rebuiltAt": None,
+        "mergedInto": None,
+        "identifiers": [],
+        "traits": {},
+        "attributes": {},
+        "snapshot": None,
+    }
+    return OutRecord(Topic.PROFILES, profile_id, value)
+
+
+def profile_tombstone(profile_id: str) -> OutRecord:
+    return OutRecord(Topic.PROFILES, profile_id, {}, tombstone=True)
+
+
+_ERASED_MARK = b',"erased":true,'
+
+
+def is_erased_profile(value: bytes | None) -> bool:
+    """A ``cdp.profiles`` value that is no profile: a tombstone (null) or an ``erased`` record.
+    Checked on the first bytes only: a live record's traits come long after its first 96 bytes."""
+    return value is None or value.find(_ERASED_MARK, 0, 96) >= 0
 
 
 def retired_profile_record(profile_id: str, stamp: ProfileStamp, merged_into: str | None) -> OutRecord:

@@ -10,13 +10,19 @@ counted twice. New positions continue after the old ones: the run's ``epoch``.
 A worker that takes over the observations partition mid-run (another process died or left)
 rebuilds the graph the same way up to the epoch, then replays the observations topic itself up to
 the offset it resumes from.
+
+Erasures: every replay starts with the suppression set of the table ``suppressions``, so events
+of erased persons still in the warehouse (or on the topic) are dropped as live ones are. An
+erasure's audit row and the "void" rows the privacy coordinator leaves where it deleted an event
+or a correction name nobody: they only use up their position. ``erase`` records on the
+observations topic are applied as live.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,8 +37,9 @@ from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
 from services.identity.domain.identifiers import DEFAULT_RULES
 from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
-from services.identity.streaming.observations import apply_observation, fold_all
+from services.identity.streaming.observations import VOID, apply_observation, fold_all
 from services.identity.streaming.records import OutRecord, Topic
+from services.privacy.hashing import IdentifierHasher
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +111,15 @@ class WarehouseEventStore:
         )
         return [event_from_row(row) for row in rows]
 
-    def wait_until_stored(self, epoch: int, position: int, timeout: float = 60.0) -> bool:
+    def wait_until_stored(
+        self, epoch: int, position: int, timeout: float = 60.0, *, unstored: int = 0
+    ) -> bool:
         """Wait until every event decided in ``[epoch, position)`` is in ``events`` (its sink may lag
-        behind the graph). Each position is one event or one correction, so the count is exact."""
+        behind the graph). Each position is one event or one correction, so the count is exact,
+        but for the ``unstored`` positions that leave no row (events of erased persons, dropped)."""
         db = self._warehouse.database
         deadline = time.monotonic() + timeout
-        expected = position - epoch
+        expected = position - epoch - unstored
         while True:
             rows = self._warehouse.query(
                 f"SELECT (SELECT uniqExact(position) FROM {db}.events "
@@ -167,8 +177,15 @@ def read_epoch(warehouse: Warehouse, cluster_id: str) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
+def load_suppressions(warehouse: Warehouse) -> set[str]:
+    """The suppression list: keyed hashes of every erased person's identifiers."""
+    rows = warehouse.query(f"SELECT DISTINCT identifier_hash FROM {warehouse.database}.suppressions")
+    return {str(row[0]) for row in rows}
+
+
 def _stored_observations(warehouse: Warehouse, until: int) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """Stored events and corrections below ``until``, in graph order, each once."""
+    """Stored events and corrections below ``until``, in graph order, each once (a void row wins
+    over an event row at its position that a deletion has not removed yet)."""
     db = warehouse.database
     legacy = warehouse.query(
         f"SELECT {_EVENT_COLUMNS} FROM {db}.events WHERE position < 0 "
@@ -177,7 +194,7 @@ def _stored_observations(warehouse: Warehouse, until: int) -> Iterator[tuple[int
     for index, row in enumerate(legacy):
         yield index, event_from_row(row)
     corrections = [
-        (int(position), {"kind": action, **_subject(str(action), str(subject)), "reason": reason})
+        (int(position), _correction(str(action), str(subject), str(reason)))
         for position, action, subject, reason in warehouse.query(
             f"SELECT position, action, subject, reason FROM {db}.identity_corrections FINAL "
             "WHERE position < {until:Int64} ORDER BY position",
@@ -192,11 +209,21 @@ def _stored_observations(warehouse: Warehouse, until: int) -> Iterator[tuple[int
             "WHERE position >= {lo:Int64} AND position < {hi:Int64} ORDER BY position LIMIT 1 BY position",
             {"lo": lo, "hi": hi},
         )
-        chunk: list[tuple[int, Mapping[str, Any]]] = [(int(row[0]), event_from_row(row)) for row in rows]
-        chunk.extend(c for c in corrections if lo <= c[0] < hi)
+        mine = [c for c in corrections if lo <= c[0] < hi]
+        taken = {position for position, _ in mine}
+        chunk: list[tuple[int, Mapping[str, Any]]] = [
+            (int(row[0]), event_from_row(row)) for row in rows if int(row[0]) not in taken
+        ]
+        chunk.extend(mine)
         chunk.sort(key=lambda item: item[0])
         yield from chunk
         lo = hi
+
+
+def _correction(action: str, subject: str, reason: str) -> dict[str, str]:
+    if action not in ("split", "detach"):
+        return {"kind": VOID}  # an erasure's audit row or a void row: no decision to replay
+    return {"kind": action, **_subject(action, subject), "reason": reason}
 
 
 def _subject(action: str, subject: str) -> dict[str, str]:
@@ -214,10 +241,15 @@ def replay_warehouse(
     rules: IdentifierRules = DEFAULT_RULES,
     fold: FoldProcessor | None = None,
     on_progress: Progress = lambda _done, _total: None,
+    hasher: IdentifierHasher | None = None,
+    suppressed: Iterable[str] = (),
 ) -> tuple[GraphProcessor, list[OutRecord]]:
     """The graph (and, given one, the fold stage) as they stood before position ``until``. Returns
-    the graph stage and the ``profiles`` records the fold stage emitted on the way."""
-    stage = GraphProcessor(IdentityGraph(limits), rules=rules)
+    the graph stage and the ``profiles`` records the fold stage emitted on the way. Events carrying
+    an identifier whose hash is in ``suppressed`` are dropped (erased persons)."""
+    stage = GraphProcessor(
+        IdentityGraph(limits), rules=rules, hasher=hasher, suppressed=suppressed, unstored_from=until
+    )
     profiles: list[OutRecord] = []
     done = 0
     for position, observation in _stored_observations(warehouse, until):

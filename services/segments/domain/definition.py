@@ -10,17 +10,34 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from services.segments.domain.rules import CONSENT_PURPOSES, Rule, RuleError, dependencies, parse_rule
+from services.segments.domain.rules import (
+    CONSENT_PURPOSES,
+    Rule,
+    RuleError,
+    check_purpose,
+    dependencies,
+    parse_rule,
+)
 
 SEGMENT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Validation context key: the consent purposes a definition may name (None: any purpose name).
+PURPOSES = "consent_purposes"
+
+
+def _purposes(info: ValidationInfo) -> Collection[str] | None:
+    context = info.context
+    if isinstance(context, Mapping) and PURPOSES in context:
+        purposes: Collection[str] | None = context[PURPOSES]
+        return purposes
+    return CONSENT_PURPOSES
 
 
 class DefinitionError(ValueError):
@@ -40,10 +57,11 @@ class Activation(BaseModel):
 
     @field_validator("consent")
     @classmethod
-    def _known_purpose(cls, value: str) -> str:
-        if value not in CONSENT_PURPOSES:
-            raise ValueError(f"unknown purpose {value!r}; use one of {', '.join(CONSENT_PURPOSES)}")
-        return value
+    def _known_purpose(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            return check_purpose(value, _purposes(info), "consent")
+        except RuleError as exc:
+            raise ValueError(exc.reason) from None
 
 
 class SegmentDefinition(BaseModel):
@@ -68,8 +86,8 @@ class SegmentDefinition(BaseModel):
 
     @field_validator("rule", mode="before")
     @classmethod
-    def _valid_rule(cls, value: Any) -> Any:
-        parse_rule(value)  # RuleError (a ValueError) carries the path inside the rule
+    def _valid_rule(cls, value: Any, info: ValidationInfo) -> Any:
+        parse_rule(value, purposes=_purposes(info))  # RuleError (a ValueError) carries the path in the rule
         return value
 
     @field_validator("expose")
@@ -81,7 +99,7 @@ class SegmentDefinition(BaseModel):
         return value
 
     def compiled(self) -> Rule:
-        return parse_rule(self.rule)
+        return parse_rule(self.rule, purposes=None)  # checked when the definition was validated
 
     def document(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=False)
@@ -103,19 +121,24 @@ def _problems(exc: ValidationError) -> list[str]:
     return problems
 
 
-def parse_definition(data: object) -> SegmentDefinition:
+def parse_definition(data: object, purposes: Collection[str] | None = CONSENT_PURPOSES) -> SegmentDefinition:
+    """``data`` as a definition; ``consent`` may name one of ``purposes`` (None: any purpose name,
+    for definitions already stored). DefinitionError with every problem."""
     if not isinstance(data, Mapping):
         raise DefinitionError(
             [f"document: expected a mapping (id, name, rule, ...); got {type(data).__name__}"]
         )
     try:
-        return SegmentDefinition.model_validate(data)
+        return SegmentDefinition.model_validate(data, context={PURPOSES: purposes})
     except ValidationError as exc:
         raise DefinitionError(_problems(exc)) from None
 
 
-def load_documents(text: str, source: str = "document") -> list[SegmentDefinition]:
-    """One definition, a list of them, or ``{segments: [...]}``, in YAML or JSON (YAML reads both)."""
+def load_documents(
+    text: str, source: str = "document", purposes: Collection[str] | None = CONSENT_PURPOSES
+) -> list[SegmentDefinition]:
+    """One definition, a list of them, or ``{segments: [...]}``, in YAML or JSON (YAML reads both);
+    ``purposes`` are the consent purposes the definitions may name (CDP_CONSENT_PURPOSES)."""
     try:
         data = orjson.loads(text)  # JSON first: YAML refuses e.g. tab-indented JSON
     except orjson.JSONDecodeError:
@@ -130,7 +153,7 @@ def load_documents(text: str, source: str = "document") -> list[SegmentDefinitio
     problems: list[str] = []
     for i, item in enumerate(items):
         try:
-            definitions.append(parse_definition(item))
+            definitions.append(parse_definition(item, purposes))
         except DefinitionError as exc:
             prefix = f"segments[{i}]." if isinstance(data, list) else ""
             problems.extend(prefix + p for p in exc.problems)

@@ -78,8 +78,9 @@ class ProfileView:
 
 
 def consents_of(attributes: Mapping[str, Any]) -> dict[str, Consent]:
-    """Consent per purpose. Email marketing follows the newsletter subscription and its double
-    opt-in; an explicit ``consents`` attribute ({purpose: {granted, double_opt_in}}) wins."""
+    """Consent per purpose. The ``consents`` attribute ({purpose: {granted, double_opt_in, ...}},
+    folded from consent events by services/identity/domain/consents.py) wins; without an entry,
+    email marketing follows the newsletter subscription and its double opt-in."""
     consents = {
         "email_marketing": Consent(
             attributes.get("email_subscription") == "subscribed",

@@ -27,6 +27,7 @@ class Reason:
     CONSENT = "consent"  # activation only: the consent the segment requires was granted or withdrawn
     VALUE = "value"  # a customer value refresh changed the profile's value attributes
     DELETED = "segment_deleted"
+    ERASED = "erased"  # the person was erased (GDPR Art. 17): every membership ends at once
 
 
 @dataclass(slots=True)
@@ -135,3 +136,21 @@ def reevaluate(
             transitions.append(Transition(segment_id, state.segment_version, profile_id, EXITED,
                                           Reason.DELETED, True, state.activation_seq, {}))  # fmt: skip
     return Evaluation(transitions, min(rechecks) if rechecks else None)
+
+
+def exit_all(profile_id: str, states: Mapping[str, MemberState], reason: str) -> list[Transition]:
+    """Exits from every segment the profile is a member of (and every activation feed it is
+    activated in), membership before activation per segment, without evaluating any rule: the
+    profile is gone (``Reason.ERASED``). ``states`` is updated in place; no values are exposed."""
+    transitions: list[Transition] = []
+    for segment_id in sorted(states):
+        state = states[segment_id]
+        if state.member:
+            state.member, state.seq = False, state.seq + 1
+            transitions.append(Transition(segment_id, state.segment_version, profile_id, EXITED,
+                                          reason, False, state.seq, {}))  # fmt: skip
+        if state.activated:
+            state.activated, state.activation_seq = False, state.activation_seq + 1
+            transitions.append(Transition(segment_id, state.segment_version, profile_id, EXITED,
+                                          reason, True, state.activation_seq, {}))  # fmt: skip
+    return transitions

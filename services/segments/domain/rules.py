@@ -9,7 +9,8 @@ A rule is one mapping. Combinators: ``all: [...]``, ``any: [...]``, ``not: {...}
   (revenue, else total, else line items) instead of counting them;
 * ``{event: Product Added, not_followed_by: Order Completed, within: 24h, lookback: 7d}``: the
   latest Product Added of the last 7 days is at least 24 h old and no Order Completed came after it;
-* ``{consent: email_marketing, double_opt_in: true}``: the profile has granted the purpose;
+* ``{consent: email_marketing, double_opt_in: true}``: the profile has granted the purpose (one of
+  the configured purposes, ``CDP_CONSENT_PURPOSES``; ``parse_rule(..., purposes=...)``);
 * ``{segment: vip}``: the profile is a member of another segment.
 
 Operators: ``=``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``in`` (value is a list), ``contains`` (a
@@ -19,17 +20,21 @@ string contains the value, or a list holds it), ``exists`` (value true or false,
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from schemas.privacy import DEFAULT_CONSENT_PURPOSES, PURPOSE_PATTERN
 from services.identity.domain.recent_events import RECENT_PER_EVENT
 from services.segments.domain.durations import parse_duration
 
 Operator = Literal["=", "!=", "<", "<=", ">", ">=", "in", "contains", "exists", "between"]
 OPERATORS: tuple[str, ...] = ("=", "!=", "<", "<=", ">", ">=", "in", "contains", "exists", "between")
 COUNT_OPERATORS: tuple[str, ...] = ("=", "!=", "<", "<=", ">", ">=", "between")
-CONSENT_PURPOSES: tuple[str, ...] = ("email_marketing", "personalisation", "analytics")
+# The default purposes (CDP_CONSENT_PURPOSES); the platform passes the configured ones.
+CONSENT_PURPOSES: tuple[str, ...] = DEFAULT_CONSENT_PURPOSES
+_PURPOSE = re.compile(PURPOSE_PATTERN)
 MAX_DEPTH = 16
 
 
@@ -98,7 +103,11 @@ Rule = All | AnyOf | Not | FieldCondition | EventCondition | NotFollowedBy | Con
 _KINDS = ("all", "any", "not", "trait", "attribute", "event", "consent", "segment")
 
 
-def parse_rule(data: object, path: str = "rule", depth: int = 0) -> Rule:
+def parse_rule(
+    data: object, path: str = "rule", depth: int = 0, purposes: Collection[str] | None = CONSENT_PURPOSES
+) -> Rule:
+    """The rule ``data`` describes, or RuleError. ``consent`` conditions must name one of
+    ``purposes``; None accepts any purpose name (definitions stored before a purpose was removed)."""
     if depth > MAX_DEPTH:
         raise RuleError(path, f"rules nest at most {MAX_DEPTH} levels deep")
     if not isinstance(data, Mapping):
@@ -113,11 +122,13 @@ def parse_rule(data: object, path: str = "rule", depth: int = 0) -> Rule:
         items = data[kind]
         if not isinstance(items, list) or not items:
             raise RuleError(f"{path}.{kind}", "expected a non-empty list of conditions")
-        rules = tuple(parse_rule(item, f"{path}.{kind}[{i}]", depth + 1) for i, item in enumerate(items))
+        rules = tuple(
+            parse_rule(item, f"{path}.{kind}[{i}]", depth + 1, purposes) for i, item in enumerate(items)
+        )
         return All(rules) if kind == "all" else AnyOf(rules)
     if kind == "not":
         _only(data, path, {"not"})
-        return Not(parse_rule(data["not"], f"{path}.not", depth + 1))
+        return Not(parse_rule(data["not"], f"{path}.not", depth + 1, purposes))
     if kind == "trait":
         return _field(data, path, "trait")
     if kind == "attribute":
@@ -127,8 +138,7 @@ def parse_rule(data: object, path: str = "rule", depth: int = 0) -> Rule:
     if kind == "consent":
         _only(data, path, {"consent", "double_opt_in"})
         purpose = data["consent"]
-        if purpose not in CONSENT_PURPOSES:
-            raise RuleError(f"{path}.consent", f"unknown purpose {purpose!r}; use one of {CONSENT_PURPOSES}")
+        check_purpose(purpose, purposes, f"{path}.consent")
         double = data.get("double_opt_in", False)
         if not isinstance(double, bool):
             raise RuleError(f"{path}.double_opt_in", "expected true or false")
@@ -138,6 +148,17 @@ def parse_rule(data: object, path: str = "rule", depth: int = 0) -> Rule:
     if not isinstance(segment, str) or not segment:
         raise RuleError(f"{path}.segment", "expected a segment id")
     return InSegment(segment)
+
+
+def check_purpose(purpose: object, purposes: Collection[str] | None, path: str) -> str:
+    """``purpose`` if it is one of ``purposes`` (None: any purpose name), else RuleError."""
+    if purposes is None:
+        if isinstance(purpose, str) and _PURPOSE.match(purpose):
+            return purpose
+        raise RuleError(path, f"expected a purpose name (lower-case letters, digits, '_'); got {purpose!r}")
+    if not isinstance(purpose, str) or purpose not in purposes:
+        raise RuleError(path, f"unknown purpose {purpose!r}; use one of {', '.join(purposes)}")
+    return purpose
 
 
 def dependencies(rule: Rule) -> set[str]:

@@ -266,8 +266,9 @@ def _not_followed_by(rule: NotFollowedBy, ctx: _Context) -> str:
 
 
 def _consent(rule: ConsentCondition) -> str:
-    """``consents_of``: an explicit ``consents.<purpose>`` object wins; email marketing otherwise
-    follows the newsletter subscription and its double opt-in; other purposes are not granted."""
+    """``consents_of``: an explicit ``consents.<purpose>`` object (the profile fold's consent
+    record) wins; email marketing otherwise follows the newsletter subscription and its double
+    opt-in; other purposes without a record are not granted."""
     explicit = ["consents", rule.purpose]
     if rule.purpose == "email_marketing":
         granted = _equals(_json("attributes", ["email_subscription"]), "subscribed")

@@ -16,6 +16,11 @@
   already published is never decided again, so none is published twice and none is lost.
   (Kafka transactions would do the same on Apache Kafka, but Tansu makes a killed producer's open
   transaction visible instead of aborting it; this design is correct on both.)
+* **Erasure.** An ``erased`` profile record exits every membership (reason ``erased``) and ends
+  with a tombstone of the profile's state on ``cdp.segments.state``; a tombstone on
+  ``cdp.profiles`` forgets the profile. A restore reads tombstones too: an id whose latest state
+  record is a tombstone gets no state (neither from the warehouse rows nor from the transition
+  tail), and an id whose latest profile record is a tombstone is not evaluated.
 * **Time.** A sweep every ``sweep_seconds`` evaluates the profiles whose recheck instant has come.
 * **Definitions** are polled from the warehouse; a new or changed segment is evaluated over every
   profile in chunks (backfill), with progress in ``segment_backfills`` and the metrics.
@@ -144,6 +149,8 @@ class SegmentWorker:
                             output = self.processor.profile(orjson.loads(value))
                             if output is not None:
                                 outputs.append(output)
+                        elif event.key:  # a tombstone: the profile was erased
+                            self.processor.deleted(bytes(event.key).decode())
                     await self._publish(outputs)
                 for event in batch:
                     message = event.message
@@ -335,7 +342,10 @@ class SegmentWorker:
         started = time.monotonic()
         states, transitions, latest = await asyncio.to_thread(self._read_partitions, partitions)
         for record in states:
-            self.processor.load_state(record)
+            if record.get("tombstone"):
+                self.processor.load_tombstone(record["profileId"])
+            else:
+                self.processor.load_state(record)
         for record in transitions:
             self.processor.load_transition(record)
         if self._values_refresh:
@@ -343,7 +353,12 @@ class SegmentWorker:
                 values_of_partitions, self._warehouse, self._values_refresh, self._partitions, partitions
             )
             self._apply_values(rows, partitions)  # before the profiles: nothing to evaluate yet
-        outputs = [o for record in latest if (o := self.processor.profile(record, replay=True)) is not None]
+        outputs = []
+        for record in latest:
+            if record.get("tombstone"):
+                self.processor.deleted(record["profileId"])
+            elif (output := self.processor.profile(record, replay=True)) is not None:
+                outputs.append(output)
         await self._publish(outputs)
         self._pending_loads -= partitions
         self.profiles_loaded += len(latest)
@@ -371,7 +386,11 @@ class SegmentWorker:
         )
         states = [
             *state_from_rows(mine).values(),
-            *read_records(self._bootstrap, state_starts, group=LOAD_GROUP),
+            *(
+                record["value"] or {"profileId": record["key"], "tombstone": True}
+                for record in read_records(self._bootstrap, state_starts, group=LOAD_GROUP, with_keys=True)
+                if record["value"] is not None or record["key"] is not None
+            ),
         ]
         outputs = [
             topics.SEGMENT_MEMBERSHIP,
@@ -385,7 +404,8 @@ class SegmentWorker:
     def _processed_profiles(self, partitions: set[int]) -> list[dict[str, Any]]:
         """The latest ``cdp.profiles`` record per profile *before* the group's committed offsets:
         what the previous owner already evaluated. Later records reach the agent in order, so every
-        intermediate version is evaluated, as it would have been without the restart."""
+        intermediate version is evaluated, as it would have been without the restart. A tombstone
+        comes back as ``{"profileId": id, "tombstone": True}``."""
         consumer = Consumer(
             {"bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG}
         )
@@ -398,10 +418,19 @@ class SegmentWorker:
             consumer.close()
         latest: dict[str, dict[str, Any]] = {}
         starts = {(topics.PROFILES, p): 0 for p in bounds}
-        for record in read_records(self._bootstrap, starts, group=LOAD_GROUP, with_offsets=True):
-            partition, offset, value = record["partition"], record["offset"], record["value"]
-            if offset < bounds[partition]:
+        for record in read_records(self._bootstrap, starts, group=LOAD_GROUP, with_keys=True):
+            partition, offset, value, key = (
+                record["partition"],
+                record["offset"],
+                record["value"],
+                record["key"],
+            )
+            if offset >= bounds[partition]:
+                continue
+            if value is not None:
                 latest[value["profileId"]] = value
+            elif key is not None:
+                latest[key] = {"profileId": key, "tombstone": True}
         return list(latest.values())
 
     # -- output -------------------------------------------------------------------------------------
@@ -409,7 +438,7 @@ class SegmentWorker:
     async def _publish(self, outputs: list[Output]) -> None:
         if not outputs:
             return
-        records: list[tuple[str, bytes, bytes]] = []
+        records: list[tuple[str, bytes | None, bytes | None]] = []
         for output in outputs:
             key = output.profile_id.encode()
             for transition in output.transitions:
@@ -420,7 +449,8 @@ class SegmentWorker:
                     else topics.SEGMENT_MEMBERSHIP
                 )
                 records.append((topic, key, value))
-            records.append((topics.SEGMENT_STATE, key, orjson.dumps(output.state)))
+            state = None if output.state is None else orjson.dumps(output.state)
+            records.append((topics.SEGMENT_STATE, key, state))  # None: the state's tombstone
         assert self._producer is not None
         await self._producer.send(records)
         self.transitions_published += sum(len(o.transitions) for o in outputs)

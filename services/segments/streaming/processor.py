@@ -9,10 +9,16 @@ profile must be evaluated again because time alone may change an answer (a timer
 * **Definition changes**: ``set_catalog`` then ``reevaluate`` of every known profile: reason
   ``backfill``.
 
+* **Erasure** (a ``cdp.profiles`` record with ``erased: true``): exits from every segment and feed
+  the profile is in (reason ``erased``), then its state is forgotten and ``cdp.segments.state``
+  gets a tombstone, always (the privacy coordinator waits for it). The id stays marked as erased:
+  an older profile record redelivered later is ignored, so nothing of the person comes back. A
+  tombstone on ``cdp.profiles`` only forgets the id (no transitions).
+
 Every change of state yields an ``Output``: the transitions and the profile's new state record for
-``cdp.segments.state``. The adapter publishes both in one Kafka transaction, so the durable state
-and the published transitions never disagree, and a version at or below the one the state reflects
-is not evaluated again: a redelivered profile record cannot repeat a transition.
+``cdp.segments.state`` (or its tombstone). The adapter publishes both in one Kafka transaction, so
+the durable state and the published transitions never disagree, and a version at or below the one
+the state reflects is not evaluated again: a redelivered profile record cannot repeat a transition.
 """
 
 from __future__ import annotations
@@ -27,7 +33,13 @@ import orjson
 from services.identity.domain.event_time import to_iso
 from services.segments.domain.definition import SegmentCatalog
 from services.segments.domain.evaluate import ProfileView
-from services.segments.domain.membership import MemberState, Reason, Transition, reevaluate
+from services.segments.domain.membership import (
+    MemberState,
+    Reason,
+    Transition,
+    exit_all,
+    reevaluate,
+)
 
 SCHEMA_VERSION = 1
 MEMBERSHIP, ACTIVATION = "membership", "activation"
@@ -37,8 +49,9 @@ MEMBERSHIP, ACTIVATION = "membership", "activation"
 class Output:
     profile_id: str
     transitions: list[Transition]
-    state: dict[str, Any]
-    """The profile's record for ``cdp.segments.state`` (its whole membership state)."""
+    state: dict[str, Any] | None
+    """The profile's record for ``cdp.segments.state`` (its whole membership state); None: a
+    tombstone (the profile was erased and its state forgotten)."""
     at: int  # epoch microseconds of the evaluation
     cause: Mapping[str, Any] | None = None
     """``{messageId, receivedAt}`` of the event behind the profile version evaluated, if known."""
@@ -72,6 +85,9 @@ class SegmentProcessor:
         self._timers: list[tuple[int, str]] = []
         self._due: dict[str, int] = {}
         self._members: dict[str, int] = {}
+        # Erased ids -> the version of their ``erased`` record (None: not known, e.g. restored from a
+        # state tombstone): a profile record at or below it is a stale copy and is ignored.
+        self._erased: dict[str, int | None] = {}
         self.evaluations = 0  # segment rules evaluated
 
     @property
@@ -104,6 +120,13 @@ class SegmentProcessor:
         the same version unless ``replay`` (a reload after a restart: time may have passed)."""
         profile_id: str = record["profileId"]
         version: int = record["version"]
+        if record.get("erased"):
+            return self.erase(profile_id, version)
+        if profile_id in self._erased:
+            erased_at = self._erased[profile_id]
+            if erased_at is None or version <= erased_at:
+                return None  # a copy from before the erasure
+            del self._erased[profile_id]  # the id names a (new) profile again
         current = self._profiles.get(profile_id)
         if current is not None and (version < current.version or (version == current.version and not replay)):
             return None
@@ -115,9 +138,43 @@ class SegmentProcessor:
         cause = record.get("cause") if reason == Reason.EVENT else None
         return self._evaluate(profile_id, current, reason, cause)
 
+    def erase(self, profile_id: str, version: int | None = None) -> Output:
+        """The profile was erased: exit every segment and feed (reason ``erased``), forget its state
+        and publish a state tombstone. Always an output, also without any state here: the
+        tombstone tells the privacy coordinator the processor has let go of the person."""
+        current = self._profiles.get(profile_id)
+        transitions = [] if current is None else exit_all(profile_id, current.states, Reason.ERASED)
+        for transition in transitions:
+            if not transition.activation:
+                self._members[transition.segment_id] = self._members.get(transition.segment_id, 0) - 1
+        self._drop(profile_id)
+        known = self._erased.get(profile_id)
+        self._erased[profile_id] = version if known is None else max(known, version or 0)
+        return Output(profile_id, transitions, None, self._now())
+
+    def deleted(self, profile_id: str) -> None:
+        """A tombstone on ``cdp.profiles``: forget the profile (no transitions)."""
+        self._drop(profile_id)
+        self._erased.setdefault(profile_id, None)
+
+    def load_tombstone(self, profile_id: str) -> None:
+        """The latest ``cdp.segments.state`` record of the id is a tombstone: no state (not even
+        what the warehouse still holds), and it stays erased."""
+        self.deleted(profile_id)
+
+    def _drop(self, profile_id: str) -> None:
+        current = self._profiles.pop(profile_id, None)
+        if current is not None:
+            for segment_id, state in current.states.items():
+                if state.member:
+                    self._members[segment_id] = self._members.get(segment_id, 0) - 1
+        self._due.pop(profile_id, None)
+
     def values(self, profile_id: str, attributes: bytes | None) -> Output | None:
         """The customer value attributes a refresh computed for the profile (None: it has none).
         They join its attributes; a known profile whose values changed is evaluated again."""
+        if profile_id in self._erased:
+            return None
         current = self._profiles.get(profile_id)
         if current is None:
             if attributes is None:
@@ -162,7 +219,9 @@ class SegmentProcessor:
 
     def load_state(self, record: Mapping[str, Any]) -> None:
         """A ``cdp.segments.state`` record (or one rebuilt from the warehouse). Each flag keeps the
-        copy with more transitions, so a stale copy never rolls a newer one back."""
+        copy with more transitions, so a stale copy never rolls a newer one back. A state record
+        after a tombstone means the id names a profile again."""
+        self._erased.pop(record["profileId"], None)
         current = self._holder(record["profileId"])
         current.version = max(current.version, int(record.get("profileVersion") or 0))
         for segment_id, value in (record.get("segments") or {}).items():
@@ -174,7 +233,10 @@ class SegmentProcessor:
 
     def load_transition(self, record: Mapping[str, Any]) -> None:
         """A published transition (``cdp.segments.membership`` or a feed): it counts even if the
-        state record of its batch never made it (a crash between the two)."""
+        state record of its batch never made it (a crash between the two). Transitions of an
+        erased id are ignored: its state is gone."""
+        if record["profileId"] in self._erased:
+            return
         current = self._holder(record["profileId"])
         activation = record.get("feed") == ACTIVATION
         self._join(
@@ -204,10 +266,9 @@ class SegmentProcessor:
         """Drop every profile for which ``keep`` is false (its partition moved to another worker)."""
         gone = [pid for pid in self._profiles if not keep(pid)]
         for profile_id in gone:
-            for segment_id, state in self._profiles.pop(profile_id).states.items():
-                if state.member:
-                    self._members[segment_id] = self._members.get(segment_id, 0) - 1
-            self._due.pop(profile_id, None)
+            self._drop(profile_id)
+        for profile_id in [pid for pid in self._erased if not keep(pid)]:
+            del self._erased[profile_id]
         return len(gone)
 
     # -- evaluation ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def event(
     timestamp: str | None = None,
 ) -> Event:
     spec = CATALOG.get(name or "")
-    channel = channel or (spec.channel.value if spec else "shop")
+    channel = channel or (spec.channel.value if spec and spec.channel else "shop")
     record: Event = {
         "schemaVersion": 1,
         "messageId": message_id or f"msg-{next(_ids)}",
@@ -198,11 +198,21 @@ _EMAIL_SPECS = st.one_of(
         {"list_id": st.sampled_from(["newsletter-de", "promo"])},
     ),
 )
+_CONSENT_SPECS = _track(
+    ["Consent Updated"],
+    {
+        "purpose": st.sampled_from(["email_marketing", "personalisation"]),
+        "status": st.sampled_from(["granted", "denied", "withdrawn"]),
+    },
+    {"double_opt_in": st.booleans(), "legal_text_version": st.sampled_from(["v1", "v2"])},
+)
 _OTHER_SPECS: st.SearchStrategy[Spec] = st.one_of(
     st.builds(lambda traits: (None, "identify", {}, traits), _traits),
     st.builds(lambda name: (name, "page", {}, {}), st.sampled_from(["Startseite", "Produkt"])),
 )
-_SPECS: st.SearchStrategy[Spec] = st.one_of(_ORDER_SPECS, _CHAT_SPECS, _EMAIL_SPECS, _OTHER_SPECS)
+_SPECS: st.SearchStrategy[Spec] = st.one_of(
+    _ORDER_SPECS, _CHAT_SPECS, _EMAIL_SPECS, _CONSENT_SPECS, _OTHER_SPECS
+)
 
 
 @st.composite

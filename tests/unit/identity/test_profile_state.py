@@ -482,4 +482,5 @@ def test_attribute_names_are_the_documented_contract():
         "email_subscriptions",
         "email_double_opt_in",
         "email_double_opt_in_at",
+        "consents",
     ]
