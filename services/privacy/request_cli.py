@@ -145,6 +145,7 @@ def _report(state: dict[str, Any]) -> None:
 def requests(
     kind: Annotated[str | None, typer.Option(help="export or erase")] = None,
     limit: Annotated[int, typer.Option(help="Newest first, at most this many")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Every field as JSON lines")] = False,
     url: UrlOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
@@ -155,15 +156,18 @@ def requests(
             answer = client.get_json("/api/v1/privacy/requests", params)
     except AdminClientError as exc:
         raise _fail(str(exc)) from None
-    table = Table(
-        "requested at", "kind", "status", "by", "role", "subject", "profiles", "seconds", "request id"
-    )
-    for row in (answer or {}).get("requests", []):
+    rows = (answer or {}).get("requests", [])
+    if as_json:
+        for row in rows:
+            sys.stdout.buffer.write(orjson.dumps(row) + b"\n")
+        return
+    table = Table("requested at (UTC)", "kind", "status", "by", "profiles", "seconds", "request id")
+    for row in rows:
         seconds = row.get("duration_seconds")
         table.add_row(
-            str(row["requested_at"]), row["kind"], row["status"], row["requested_by"], row["requested_role"],
-            f"{row['subject_type']}:{row['subject_hash'][:12]}…", str(row["profiles"]),
-            "" if seconds is None else f"{seconds:.1f}", row["request_id"],
+            str(row["requested_at"])[:19].replace("T", " "), row["kind"], row["status"],
+            f"{row['requested_by']} ({row['requested_role']})", str(row["profiles"]),
+            "" if seconds is None else f"{seconds:.1f}", row["request_id"][:12],
         )  # fmt: skip
     console.print(table)
 

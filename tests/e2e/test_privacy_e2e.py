@@ -7,10 +7,12 @@ carrying them are dropped at ingest and counted, and another customer is untouch
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
 from services.core.kafka.broker import free_port
-from tests.e2e.cdp_process import CdpProcess, wait_for
+from tests.e2e.cdp_process import CDP, CdpProcess, wait_for
 
 RUN = uuid.uuid4().hex[:8]
 ERIKA_EMAIL = f"erika.{RUN}@example.de"
@@ -288,3 +290,43 @@ def test_privacy_routes_refuse_bad_requests_with_clear_messages(platform: CdpPro
         f"{platform.url}/api/v1/privacy/erasures", json={"identifier": "email:a@b.de"}
     )
     assert unauthenticated.status_code == 401
+
+
+def cdp_privacy(platform: CdpProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CDP, "privacy", *args], env={**platform.env(), "COLUMNS": "160"},
+                          capture_output=True, text=True,
+                          timeout=240, check=False)  # fmt: skip
+
+
+def test_the_cli_exports_and_erases_with_progress_and_the_audit_lists_both(
+    platform: CdpProcess, tmp_path: Path
+) -> None:
+    email = f"carla.{RUN}@example.de"
+    send(platform, [
+        {"type": "identify", "userId": f"C-CARLA-{RUN}", "messageId": f"{RUN}-c1", "timestamp": iso(),
+         "traits": {"email": email}},
+        {"type": "track", "event": "Order Completed", "userId": f"C-CARLA-{RUN}", "messageId": f"{RUN}-c2",
+         "timestamp": iso(), "properties": {"order_id": f"{RUN}-oc1", "revenue": 12.5, "currency": "EUR"}},
+    ])  # fmt: skip
+    wait_for(lambda: lookup(platform, email=email), timeout=60)
+    target = tmp_path / "carla.json"
+    exported = cdp_privacy(platform, "export", email, "-o", str(target))
+    assert exported.returncode == 0, exported.stderr
+    document = orjson.loads(target.read_bytes())
+    assert f"email:{email}" in document["subject"]["identifiers"] and document["events"]
+    assert "wrote" in exported.stderr
+
+    erased = cdp_privacy(platform, "erase", f"email:{email}", "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert "erased in" in erased.stderr and "events" in erased.stderr, erased.stderr
+    assert lookup(platform, email=email) is None
+    assert tables_holding(platform, [email, f"C-CARLA-{RUN}"]) == {}
+
+    missing = cdp_privacy(platform, "export", email)
+    assert missing.returncode == 1 and "nothing is held" in missing.stderr
+    listed = cdp_privacy(platform, "requests", "--kind", "erase")
+    assert listed.returncode == 0 and "completed" in listed.stdout and email not in listed.stdout
+    as_json = cdp_privacy(platform, "requests", "--json")
+    rows = [orjson.loads(line) for line in as_json.stdout.splitlines()]
+    assert {(r["kind"], r["status"]) for r in rows} >= {("export", "completed"), ("erase", "completed")}
+    assert all(email not in line for line in as_json.stdout.splitlines())
