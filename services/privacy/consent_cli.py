@@ -10,31 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from services.admin.cli import DataDirOption, UrlOption, _client
+from services.privacy.request_cli import IdentArgument, _fail, _identifier
 
 console = Console()
 err = Console(stderr=True)
 
 CONSENTS_PATH = "/api/v1/privacy/consents"
-IdentArgument = Annotated[
-    str, typer.Argument(help="The person: email:anna@example.de, phone:+49..., customer_id:C1, ...")
-]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(1)
-
-
-def _identifier(ident: str) -> tuple[str, str]:
-    from services.admin.client import parse_ident
-
-    try:
-        ref = parse_ident(ident)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    if ref.id_type is None:
-        raise _fail("give an identifier of the person (email:..., customer_id:...), not a profile id")
-    return ref.id_type.value, ref.value
 
 
 def _cell(value: Any) -> str:
