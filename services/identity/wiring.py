@@ -15,7 +15,6 @@ from schemas import topics
 from services.core.kafka.batches import split_lines
 from services.core.kafka.producer import AsyncProducer, Record
 from services.core.metrics import IdentityMetrics, SinkMetrics
-from services.core.secrets import read_existing
 from services.core.settings import Settings
 from services.core.topic_sink import TopicSink, is_canonical_event
 from services.core.warehouse.port import Warehouse
@@ -27,13 +26,12 @@ from services.identity.streaming.records import OutRecord, is_erased_profile
 from services.identity.streaming.restore import (
     GraphRestorer,
     WarehouseEventStore,
-    load_suppressions,
     next_epoch,
     read_epoch,
     record_epoch,
     replay_warehouse,
 )
-from services.privacy.hashing import IdentifierHasher
+from services.privacy.suppression import settings_hasher, stored_hashes
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +45,6 @@ class RestoredIdentity:
     """The latest record of every profile id, to republish on the (empty) broker's ``cdp.profiles``."""
     observations: int
     seconds: float
-
-
-def privacy_hasher(settings: Settings) -> IdentifierHasher | None:
-    """The suppression list's hasher: ``CDP_PRIVACY_HASH_KEY``, else the data directory's key."""
-    secret = settings.privacy_hash_key
-    key = secret.get_secret_value() if secret is not None else ""
-    key = key or read_existing(settings).get("privacy_hash_key", "")
-    return IdentifierHasher(key) if key else None
 
 
 def restore_identity(
@@ -75,7 +65,7 @@ def restore_identity(
 
     _stage, retired = replay_warehouse(
         warehouse, epoch, limits=link_limits(settings), rules=rules, fold=fold, on_progress=progress,
-        hasher=privacy_hasher(settings), suppressed=load_suppressions(warehouse),
+        hasher=settings_hasher(settings), suppressed=stored_hashes(warehouse),
     )  # fmt: skip
     latest: dict[str, OutRecord] = {}
     for record in (*retired, *fold.flush()):
@@ -105,10 +95,10 @@ def identity_worker(
     app_id: str = IDENTITY_APP_ID,
 ) -> IdentityWorker:
     limits, rules = link_limits(settings), identifier_rules(settings)
-    hasher = privacy_hasher(settings)
+    hasher = settings_hasher(settings)
 
     def suppressions() -> set[str]:
-        return load_suppressions(warehouse)
+        return stored_hashes(warehouse)
 
     def base() -> GraphProcessor:
         # The suppression list first: events of erased persons are dropped in the replay too.
@@ -178,7 +168,6 @@ __all__ = [
     "RestoredIdentity",
     "identity_sinks",
     "identity_worker",
-    "privacy_hasher",
     "publish_restored",
     "read_epoch",
     "record_epoch",

@@ -101,6 +101,7 @@ class Eraser:
         self._queue: queue.Queue[tuple[PrivacyRequest, Identifier] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._kafka: Producer | None = None  # created by the erasure thread on first use
 
     def submit(self, identifier: Identifier, requested_by: str, role: str) -> PrivacyRequest:
         request = PrivacyRequest(
@@ -125,6 +126,8 @@ class Eraser:
         self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._kafka is not None:
+            self._kafka.flush(timeout)
 
     def _run_queue(self) -> None:
         while True:
@@ -208,7 +211,7 @@ class Eraser:
     ) -> None:
         bootstrap = self._config.bootstrap
         starts = _end_offsets(bootstrap, topics.SEGMENT_STATE)
-        producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "logger": KAFKA_LOG})
+        producer = self._producer()
         value = orjson.dumps(erase_record(request, subject, hashes))
         producer.produce(topics.IDENTITY_OBSERVATIONS, value, partition=0)
         if producer.flush(max(1.0, deadline - time.monotonic())) > 0:
@@ -217,6 +220,13 @@ class Eraser:
             _await_tombstones(bootstrap, topics.SEGMENT_STATE, starts, set(subject.profile_ids), deadline)
         else:
             self._await_correction(request.request_id, deadline)
+
+    def _producer(self) -> Producer:
+        """One idempotent producer for every erase record and tombstone of this process."""
+        if self._kafka is None:
+            config = {"bootstrap.servers": self._config.bootstrap, "enable.idempotence": True}
+            self._kafka = Producer({**config, "logger": KAFKA_LOG})
+        return self._kafka
 
     def _await_correction(self, request_id: str, deadline: float) -> None:
         """Nobody found in the warehouse: wait until the identity processor has applied the erase
@@ -232,9 +242,7 @@ class Eraser:
     def _tombstone(self, profile_ids: tuple[str, ...]) -> None:
         if not profile_ids:
             return
-        producer = Producer(
-            {"bootstrap.servers": self._config.bootstrap, "enable.idempotence": True, "logger": KAFKA_LOG}
-        )
+        producer = self._producer()
         for topic in COMPACTED_TOPICS:
             for profile_id in profile_ids:
                 producer.produce(topic, key=profile_id.encode(), value=None)

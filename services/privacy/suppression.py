@@ -13,13 +13,28 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.core.secrets import read_existing
+from services.core.settings import Settings
 from services.core.warehouse.port import Warehouse, WarehouseError
 from services.identity.domain.identifiers import DEFAULT_RULES, IdentifierRules, identifiers_of
 from services.privacy.hashing import IdentifierHasher
 
 log = logging.getLogger(__name__)
 
-LOAD = "SELECT DISTINCT identifier_hash FROM {db}.suppressions"
+
+def stored_hashes(warehouse: Warehouse) -> set[str]:
+    """The table ``suppressions``: keyed hashes of every erased person's identifiers."""
+    rows = warehouse.query(f"SELECT DISTINCT identifier_hash FROM {warehouse.database}.suppressions")
+    return {str(row[0]) for row in rows}
+
+
+def settings_hasher(settings: Settings) -> IdentifierHasher | None:
+    """The suppression list's hasher: ``CDP_PRIVACY_HASH_KEY``, else the data directory's key;
+    None when neither is there."""
+    secret = settings.privacy_hash_key
+    key = secret.get_secret_value() if secret is not None else ""
+    key = key or read_existing(settings).get("privacy_hash_key", "")
+    return IdentifierHasher(key) if key else None
 
 
 class SuppressionList:
@@ -38,11 +53,6 @@ class SuppressionList:
         with self._lock:
             self._hashes = self._hashes | frozenset(hashes)
 
-    def replace(self, hashes: Iterable[str]) -> None:
-        """The table's content, plus what this process added since (a reload may race an add)."""
-        with self._lock:
-            self._hashes = self._hashes | frozenset(hashes)
-
     def suppresses(self, event: Mapping[str, Any]) -> bool:
         """True when the canonical event carries an identifier of an erased person."""
         hashes = self._hashes
@@ -52,8 +62,8 @@ class SuppressionList:
         return any(hash_of(identifier.key) in hashes for identifier in identifiers_of(event, self._rules))
 
     def load(self, warehouse: Warehouse) -> int:
-        rows = warehouse.query(LOAD.replace("{db}", warehouse.database))
-        self.replace(str(row[0]) for row in rows)
+        """Add the table's content (kept: what this process added, in case a reload races an add)."""
+        self.add(stored_hashes(warehouse))
         return len(self._hashes)
 
 

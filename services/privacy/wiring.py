@@ -16,7 +16,7 @@ from services.privacy.api import PrivacyRoutes, privacy_routes
 from services.privacy.erasure import Eraser, ErasureConfig
 from services.privacy.hashing import IdentifierHasher
 from services.privacy.requests import interrupt_running
-from services.privacy.suppression import SuppressionList, SuppressionReloader
+from services.privacy.suppression import SuppressionList, SuppressionReloader, settings_hasher
 
 
 @dataclass
@@ -47,8 +47,9 @@ def build_privacy(
     settings: Settings, warehouse: Warehouse, bootstrap: str, registry: CollectorRegistry
 ) -> PrivacyService:
     """Loads the suppression list and marks erasures a stop interrupted as failed."""
-    key = settings.privacy_hash_key.get_secret_value() if settings.privacy_hash_key else ""
-    hasher = IdentifierHasher(key)
+    hasher = settings_hasher(settings)
+    if hasher is None:
+        raise ValueError("no privacy hash key: set CDP_PRIVACY_HASH_KEY or let cdp up generate it")
     suppressions = SuppressionList(hasher, identifier_rules(settings))
     suppressions.load(warehouse)
     metrics = PrivacyMetrics.create(registry)

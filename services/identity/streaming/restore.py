@@ -177,12 +177,6 @@ def read_epoch(warehouse: Warehouse, cluster_id: str) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
-def load_suppressions(warehouse: Warehouse) -> set[str]:
-    """The suppression list: keyed hashes of every erased person's identifiers."""
-    rows = warehouse.query(f"SELECT DISTINCT identifier_hash FROM {warehouse.database}.suppressions")
-    return {str(row[0]) for row in rows}
-
-
 def _stored_observations(warehouse: Warehouse, until: int) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """Stored events and corrections below ``until``, in graph order, each once (a void row wins
     over an event row at its position that a deletion has not removed yet)."""

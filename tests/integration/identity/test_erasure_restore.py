@@ -14,8 +14,9 @@ from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.observations import apply_observation
 from services.identity.streaming.records import OutRecord
-from services.identity.streaming.restore import load_suppressions, next_epoch, replay_warehouse
+from services.identity.streaming.restore import next_epoch, replay_warehouse
 from services.privacy.hashing import IdentifierHasher
+from services.privacy.suppression import stored_hashes
 from tests.integration.identity.test_restore import store
 from tests.unit.identity.graph_fixtures import customer, email, founded_id
 from tests.unit.identity.profile_events import order_completed, page
@@ -63,7 +64,7 @@ def test_a_replay_after_an_erasure_restores_nobody_of_the_erased_person(warehous
     assert epoch == 6  # 3 events, the erase, a dropped event (no row), Ben's event
     fold = FoldProcessor(lambda: NOW)
     replayed, _profiles = replay_warehouse(
-        warehouse, epoch, fold=fold, hasher=HASHER, suppressed=load_suppressions(warehouse)
+        warehouse, epoch, fold=fold, hasher=HASHER, suppressed=stored_hashes(warehouse)
     )
     assert replayed.next_position == epoch
     graph = replayed.graph
