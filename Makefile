@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run up demo test test-unit test-integration lint fmt bench schemas lock clean
+.PHONY: help setup run up demo test test-unit test-integration lint fmt bench schemas lock clean prometheus
 
 help: ## Show this help
 	@echo "Customer data platform - make targets:"
@@ -24,6 +24,16 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP) ## Create .venv and install the pinned dependencies (run by the other targets when needed)
 
+APT_PROMETHEUS := DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends prometheus
+prometheus: ## Install Prometheus and promtool (Debian package) when missing: the metrics tests run both
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "installing Prometheus (Debian package 'prometheus') for the metrics and alert tests"; \
+	  $(APT_PROMETHEUS) || { $$sudo apt-get update && $(APT_PROMETHEUS); } || { \
+	    echo "error: the tests need 'promtool' and 'prometheus' on PATH and they could not be installed:"; \
+	    echo "  install the Debian/Ubuntu package as root: apt-get install prometheus (or put both binaries on PATH)"; \
+	    exit 1; }; }
+
 run: $(STAMP) ## Start the single-node platform and stream demo traffic through it (Ctrl-C stops)
 	$(BIN)/cdp up --demo $(ARGS)
 
@@ -33,7 +43,7 @@ up: $(STAMP) ## Start the single-node platform without demo traffic
 demo: $(STAMP) ## Send demo traffic to a running platform (ARGS="--customers 500 --days 90")
 	$(BIN)/cdp demo $(ARGS)
 
-test: $(STAMP) ## Run the whole test suite against a real broker and warehouse
+test: $(STAMP) prometheus ## Run the whole test suite against a real broker and warehouse
 	$(BIN)/python -m pytest $(ARGS)
 
 test-unit: $(STAMP) ## Run only the unit tests (no sockets)
@@ -48,8 +58,9 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Run the benchmarks; prints a table and writes bench-results.json
+bench: $(STAMP) ## Run every benchmark (~20 min): table, bench-results.json, README table (ARGS=--quick: smoke run)
 	$(BIN)/python -m tests.bench $(ARGS)
+	$(BIN)/python -m tests.bench.readme
 
 schemas: $(STAMP) ## Re-export the JSON Schemas in schemas/json from the pydantic models
 	$(BIN)/python -m schemas.export

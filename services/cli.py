@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -103,7 +102,10 @@ def up(
                     if demo:
                         _start_demo(platform, demo_customers, demo_days, demo_live, stop)
 
-                await serve(platform, stop, on_ready=ready)
+                def notice(line: str) -> None:  # the single-node broker was lost and rebuilt
+                    console.print(line, style="bold yellow", markup=False, highlight=False)
+
+                await serve(platform, stop, on_ready=ready, on_notice=notice)
 
             asyncio.run(main())
             console.print("stopped cleanly: everything accepted is in the warehouse")
@@ -198,49 +200,61 @@ def demo(
 @app.command("run")
 def run_service(
     service: Annotated[
-        str, typer.Argument(help="The service to run: identity or segments", show_default=False)
+        str,
+        typer.Argument(help="ingest, identity, segments, broker or warehouse", show_default=False),
     ],
     data_dir: DataDir = None,
+    http_port: Annotated[int | None, typer.Option(help="ingest: API port [env CDP_HTTP_PORT]")] = None,
     broker_port: Annotated[
-        int | None, typer.Option(help="Port of cdp up's broker, when CDP_KAFKA_BOOTSTRAP is unset")
+        int | None,
+        typer.Option(help="broker: its port; others: this machine's broker, if CDP_KAFKA_BOOTSTRAP is unset"),
     ] = None,
     clickhouse_port: Annotated[
-        int | None, typer.Option(help="Port of cdp up's ClickHouse endpoint, if CDP_CLICKHOUSE_URL is unset")
+        int | None,
+        typer.Option(help="warehouse: its port; others: this machine's, if CDP_CLICKHOUSE_URL is unset"),
     ] = None,
-    metrics_port: Annotated[int, typer.Option(help="Serve Prometheus metrics on this port (0: off)")] = 0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="identity, segments: port of /metrics, /healthz, /readyz [env CDP_METRICS_PORT]"),
+    ] = None,
     drain_on_stop: Annotated[
-        bool, typer.Option(help="On stop, first process everything already on the inputs (cdp up uses it)")
+        bool, typer.Option(help="identity, segments: on stop, first process what is on the inputs (cdp up)")
     ] = False,
+    sinks: Annotated[
+        bool, typer.Option(help="identity, segments: write their topics to the warehouse (cdp up: no)")
+    ] = True,
 ) -> None:
-    """Run one more processor next to 'cdp up' (or against Kafka and a ClickHouse server).
+    """Run one service of the platform as a process of its own (configured by CDP_* variables).
 
-    Workers share the partitions: start as many as you like, stop any of them at any time.
+    \b
+    ingest     tracking + admin API (CDP_HTTP_PORT); stateless, run any number
+    identity   identity worker + its sinks; replicas share the partitions
+    segments   segment processor + its sinks; replicas share the partitions
+    broker     stand-in for Kafka: Tansu on CDP_BROKER_PORT (topics in memory)
+    warehouse  stand-in for ClickHouse: chDB in CDP_DATA_DIR + HTTP endpoint
+
+    With CDP_KAFKA_BOOTSTRAP and CDP_CLICKHOUSE_URL set, secrets come from the environment;
+    without, a service joins this machine's broker and warehouse (docs/operations.md).
     """
-    from services.core.log_hygiene import install_redaction, settings_secrets
-    from services.core.secrets import read_existing
-    from services.identity.process import IdentityProcessError, run_identity
-    from services.segments.process import run_segments
+    from services.core.service_links import ServiceStartError
+    from services.run_command import run_service as run
 
-    if service not in ("identity", "segments"):
-        raise _fail(f"unknown service {service!r}: 'cdp run identity' and 'cdp run segments' are available")
-    settings = _settings(data_dir=data_dir, broker_port=broker_port, clickhouse_http_port=clickhouse_port)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in _QUIET_LOGGERS:
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    install_redaction([*settings_secrets(settings), *read_existing(settings).values()])
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
-        run = run_identity if service == "identity" else run_segments
-        await run(settings, stop, metrics_port, on_step=console.print, drain_on_stop=drain_on_stop)
-
+    settings = _settings(
+        data_dir=data_dir, http_port=http_port, broker_port=broker_port, clickhouse_http_port=clickhouse_port,
+        metrics_port=metrics_port,
+    )  # fmt: skip
     try:
-        asyncio.run(main())
-    except IdentityProcessError as exc:
+        run(
+            service, settings, _print_step, drain_on_stop=drain_on_stop, sinks=sinks,
+            quiet_loggers=_QUIET_LOGGERS,
+        )  # fmt: skip
+    except ServiceStartError as exc:
         raise _fail(str(exc)) from None
+
+
+def _print_step(step: str) -> None:
+    """One line per step, unwrapped: a URL or variable in it can be copied (or parsed) as printed."""
+    console.print(step, soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command()

@@ -5,7 +5,8 @@ migrations -> identity restore (replay of the stored decisions) -> ClickHouse HT
 (embedded mode) -> producer, ingest and admin API -> sinks -> restored profiles republished ->
 identity worker. Stop order is the reverse: the ingest API stops, the identity worker processes
 everything already accepted, the sinks write it, and only then does the broker, which keeps nothing
-on disk, go away.
+on disk, go away. If the broker dies while the platform runs, ``_replace_broker`` names the accepted
+events lost with it and rebuilds on a new broker the way a start does (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -19,40 +20,34 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote
 
-import uvicorn
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from schemas.topics import IDENTITY_TOPICS, PLATFORM_TOPICS, SEGMENT_TOPICS
 from services.access.audit import AuditLog
 from services.access.control import AccessControl
-from services.admin.auth import AdminTokens
-from services.admin.corrections import kafka_submit
-from services.admin.profiles import ProfileReader
-from services.admin.routes import AdminComponents, check_mounted, platform_admin_routes
-from services.analytics.domain.value import OptionError, ValueOptions
-from services.analytics.refresh import RefreshRunner, interrupt_running
-from services.core.kafka.admin import cluster_id, ensure_topics
+from services.analytics.refresh import RefreshRunner
+from services.broker_loss import OTHER_LOSSES, BrokerLoss
+from services.core.http_serving import QuietServer, quiet_server
+from services.core.kafka.admin import cluster_id, ensure_platform_topics
 from services.core.kafka.broker import TansuBroker, port_is_free
 from services.core.kafka.exceptions import BrokerError
 from services.core.kafka.producer import AsyncProducer
-from services.core.metrics import AnalyticsMetrics, PlatformMetrics
+from services.core.log_hygiene import error_summary
+from services.core.metrics import BrokerLossMetrics, PlatformMetrics
 from services.core.secrets import PlatformSecrets, load_or_create
+from services.core.service_links import ServiceStartError, writer_url
 from services.core.settings import Settings
 from services.core.topic_sink import TopicSink
 from services.core.warehouse.chdb_adapter import ChdbWarehouse
 from services.core.warehouse.factory import open_warehouse
 from services.core.warehouse.http_endpoint import create_clickhouse_http_app
-from services.core.warehouse.migrations import apply_migrations
-from services.core.warehouse.port import Warehouse
-from services.core.warehouse.retention import apply_retention
+from services.core.warehouse.port import Warehouse, WarehouseError
+from services.core.warehouse.setup import prepare_warehouse
 from services.identity.child import WorkerProcess, child_environment, serve_child_metrics
-from services.identity.config import identifier_rules
 from services.identity.wiring import (
     RestoredIdentity,
     identity_sinks,
@@ -61,31 +56,19 @@ from services.identity.wiring import (
     record_epoch,
     restore_identity,
 )
-from services.ingest.api import Check, IngestAPI, create_ingest_app
-from services.ingest.auth import WriteKeys
-from services.ingest.dedup import MessageIdWindow
+from services.ingest.acked import AckedEvents, stored_message_ids
 from services.ingest.pipeline import IngestPipeline
-from services.ingest.webhook_routes import WebhookConfig
-from services.privacy.consent_api import WithConsentRoutes
-from services.privacy.suppression import SuppressionList
-from services.privacy.wiring import PrivacyService, build_privacy
-from services.segments.library import library_definitions
-from services.segments.store import apply_definitions, library_applied
+from services.ingest.service import build_ingest_service
+from services.privacy.wiring import PrivacyService
 from services.segments.wiring import segment_sinks
 
 log = logging.getLogger("cdp")
 
 
-class StartupError(Exception):
-    """The platform cannot start; the message says what to do."""
+StartupError = ServiceStartError
+"""The platform cannot start; the message says what to do."""
 
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the platform stops all servers together."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+_QuietServer = QuietServer  # uvicorn without its own signal handling: the platform stops all servers together
 
 
 @contextlib.contextmanager
@@ -97,7 +80,8 @@ def data_dir_lock(data_dir: Path) -> Iterator[IO[str]]:
     except BlockingIOError:
         handle.close()
         raise StartupError(
-            f"another 'cdp up' already uses {data_dir}: stop it first, or give this one its own "
+            f"another 'cdp up' or 'cdp run warehouse' already uses {data_dir}: stop it first, or give "
+            "this one its own "
             "--data-dir (the embedded warehouse belongs to exactly one process)"
         ) from None
     try:
@@ -127,38 +111,13 @@ class Platform:
     access: AccessControl
     audit: AuditLog
     broker: TansuBroker | None = None
+    pipeline: IngestPipeline | None = None
     preloaded_ids: int = 0
     urls: dict[str, str] = field(default_factory=dict)
 
 
-def _value_options(settings: Settings) -> Callable[[date], ValueOptions]:
-    def options(until: date) -> ValueOptions:
-        return ValueOptions(
-            until, settings.analytics_unit, settings.analytics_horizon_days, settings.analytics_margin,
-            settings.analytics_abc_a, settings.analytics_abc_b,
-        )  # fmt: skip
-
-    return options
-
-
 def _server(app: Any, host: str, port: int) -> _QuietServer:
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, lifespan="off", access_log=False,
-        loop="none", http="httptools", timeout_graceful_shutdown=5,
-    )  # fmt: skip
-    return _QuietServer(config)
-
-
-def _preload_dedup(warehouse: Warehouse, window: MessageIdWindow, settings: Settings) -> int:
-    if settings.dedup_window_seconds <= 0:
-        return 0
-    rows = warehouse.query(
-        f"SELECT message_id, toUnixTimestamp64Milli(received_at) / 1000 FROM {warehouse.database}.events "
-        "WHERE received_at > now64(3) - toIntervalSecond({window:UInt32}) "
-        "ORDER BY received_at DESC LIMIT {limit:UInt32}",
-        {"window": settings.dedup_window_seconds, "limit": settings.dedup_max_entries},
-    )
-    return window.preload(((str(mid), float(ts)) for mid, ts in rows), time.time())
+    return quiet_server(app, host, port)
 
 
 def _check_ports(settings: Settings) -> None:
@@ -191,39 +150,8 @@ def _start_broker(settings: Settings, on_step: Callable[[str], None]) -> TansuBr
 def _open_warehouse(settings: Settings, on_step: Callable[[str], None]) -> Warehouse:
     on_step("opening the warehouse and applying migrations")
     warehouse = open_warehouse(settings)
-    applied = apply_migrations(warehouse)
-    if applied:
-        on_step(f"applied migrations: {', '.join(applied)}")
-    apply_retention(warehouse, settings.events_ttl_days)
+    prepare_warehouse(warehouse, settings, on_step)
     return warehouse
-
-
-def _ingest_api(
-    settings: Settings, secrets: PlatformSecrets, producer: AsyncProducer, warehouse: Warehouse,
-    metrics: PlatformMetrics, registry: CollectorRegistry, readiness: dict[str, Callable[[], bool]],
-    suppressions: SuppressionList,
-) -> tuple[IngestAPI, int]:  # fmt: skip
-    window = MessageIdWindow(settings.dedup_window_seconds, settings.dedup_max_entries)
-    preloaded = _preload_dedup(warehouse, window, settings)
-    skew = timedelta(seconds=settings.max_future_skew_seconds)
-    pipeline = IngestPipeline(
-        producer, metrics.ingest, window, max_future_skew=skew, suppressions=suppressions,
-        consent_purposes=settings.consent_purposes,
-    )  # fmt: skip
-
-    def check(probe: Callable[[], bool]) -> Check:
-        async def run() -> bool:
-            return await asyncio.to_thread(probe)
-
-        return run
-
-    api = IngestAPI(
-        pipeline, metrics.ingest, WriteKeys([secrets.write_key]),
-        max_event_bytes=settings.max_event_bytes, max_batch_bytes=settings.max_batch_bytes,
-        webhooks=WebhookConfig.from_settings(settings), registry=registry,
-        readiness={name: check(probe) for name, probe in readiness.items()},
-    )  # fmt: skip
-    return api, preloaded
 
 
 def _restore_identity(
@@ -257,9 +185,7 @@ def _child_warehouse_url(settings: Settings, warehouse: Warehouse) -> str:
     """The identity child reaches the embedded engine through this process's endpoint (writer user)."""
     if not isinstance(warehouse, ChdbWarehouse) and settings.clickhouse_url:
         return settings.clickhouse_url
-    password = quote(settings.clickhouse_writer_password.get_secret_value(), safe="")
-    user = quote(settings.clickhouse_writer_user, safe="")
-    return f"http://{user}:{password}@{settings.clickhouse_http_host}:{settings.clickhouse_http_port}"
+    return writer_url(settings, settings.clickhouse_writer_password.get_secret_value())
 
 
 def _as_gauge(probe: Callable[[], bool]) -> Callable[[], float]:
@@ -282,26 +208,19 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
     try:
         bootstrap = broker.bootstrap if broker else str(settings.kafka_bootstrap)
         on_step("creating topics")
-        ensure_topics(
-            bootstrap,
-            PLATFORM_TOPICS + IDENTITY_TOPICS + SEGMENT_TOPICS,
-            settings.topic_partitions,
-            settings.topic_replication,
-        )
+        ensure_platform_topics(bootstrap, settings.topic_partitions, settings.topic_replication)
         cluster = broker.cluster_id if broker else cluster_id(bootstrap)
         warehouse = _open_warehouse(settings, on_step)
         restored = _restore_identity(warehouse, settings, cluster, on_step)
         metrics.identity_restore.set(restored.seconds)
-        producer = AsyncProducer(bootstrap)
-        if settings.segments_library:
-            _apply_library(warehouse, on_step)
         sinks = identity_sinks(bootstrap, cluster, warehouse, metrics.sink, settings)
         sinks += segment_sinks(bootstrap, cluster, warehouse, metrics.sink, settings)
         env = child_environment(settings, bootstrap, _child_warehouse_url(settings, warehouse))
         logs = settings.data_dir / "logs"
         worker = WorkerProcess(env, logs / "identity.log", settings.http_host, service="identity")
         segments = WorkerProcess(env, logs / "segments.log", settings.http_host, service="segments")
-        serve_child_metrics(registry, metrics.sink.consumer_lag, [worker, segments])
+        shared = [metrics.sink.consumer_lag, metrics.sink.consumer_lag_seconds, metrics.ingest.dlq_messages]
+        serve_child_metrics(registry, shared, [worker, segments])
         running = {
             "broker": broker.is_running if broker else lambda: True,
             "warehouse": warehouse.ping,
@@ -309,40 +228,13 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
             "identity": worker.is_alive,
             "segments": segments.is_alive,
         }
-        privacy = build_privacy(settings, warehouse, bootstrap, registry)
-        if privacy.interrupted:
-            on_step(f"marked {len(privacy.interrupted)} interrupted erasure(s) as failed: run them again")
-        api, preloaded = _ingest_api(
-            settings, secrets, producer, warehouse, metrics, registry, running, privacy.suppressions
-        )
+        service = build_ingest_service(
+            settings, secrets, bootstrap, warehouse, registry, metrics.ingest, running, origin="cdp up",
+            on_step=on_step,
+        )  # fmt: skip
         for component in ("broker", "events_sink", "identity", "segments"):
             metrics.up.labels(component).set_function(_as_gauge(running[component]))
-        ingest_app = create_ingest_app(api)
-        audit = AuditLog(warehouse)
-        tokens = AdminTokens.single_admin(secrets.admin_token, audit=audit)
-        access = AccessControl(
-            warehouse, tokens, api.write_keys, reload_seconds=settings.access_reload_seconds
-        )
-        access.reload()
-        reader = ProfileReader(warehouse, rules=identifier_rules(settings))
-        interrupted = interrupt_running(warehouse)
-        if interrupted:
-            on_step(f"marked {len(interrupted)} interrupted customer value refresh(es) as failed")
-        try:
-            _value_options(settings)(date.today())
-        except OptionError as exc:
-            raise StartupError(f"customer analytics settings: {exc} (CDP_ANALYTICS_ABC_A, _ABC_B)") from None
-        analytics = RefreshRunner(warehouse, _value_options(settings), AnalyticsMetrics.create(registry))
-        # Every admin route comes from platform_admin_routes: the route enumeration test covers them.
-        components = AdminComponents(
-            tokens, warehouse, reader, kafka_submit(producer), analytics, access,
-            WithConsentRoutes(privacy, api.pipeline, reader, warehouse, tuple(settings.consent_purposes)),
-            consent_purposes=tuple(settings.consent_purposes),
-        )  # fmt: skip
-        admin_api = platform_admin_routes(components)
-        ingest_app.router.routes.extend(admin_api)
-        check_mounted(ingest_app.router.routes, admin_api)
-        servers = [("ingest", _server(ingest_app, settings.http_host, settings.http_port))]
+        servers = [("ingest", _server(service.app, settings.http_host, settings.http_port))]
         urls = {
             "ingest": f"http://{settings.http_host}:{settings.http_port}",
             "metrics": f"http://{settings.http_host}:{settings.http_port}/metrics",
@@ -360,16 +252,23 @@ def build(settings: Settings, on_step: Callable[[str], None] = lambda _: None) -
         raise
     return Platform(
         settings=settings, secrets=secrets, bootstrap=bootstrap, cluster_id=cluster, warehouse=warehouse,
-        producer=producer, sinks=sinks, identity=worker, segments=segments, restored=restored,
-        metrics=metrics, analytics=analytics, privacy=privacy, access=access, audit=audit,
-        servers=servers, registry=registry, broker=broker,
-        preloaded_ids=preloaded, urls=urls,
+        producer=service.producer, sinks=sinks, identity=worker, segments=segments, restored=restored,
+        metrics=metrics, analytics=service.analytics, privacy=service.privacy, access=service.access,
+        audit=service.audit, servers=servers, registry=registry, broker=broker,
+        preloaded_ids=service.preloaded_ids, urls=urls, pipeline=service.api.pipeline,
     )  # fmt: skip
 
 
-async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], None] = lambda: None) -> None:
-    """Serve until ``stop`` is set, then shut everything down in order."""
+async def serve(
+    platform: Platform,
+    stop: asyncio.Event,
+    on_ready: Callable[[], None] = lambda: None,
+    on_notice: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Serve until ``stop`` is set, then shut everything down in order. ``on_notice``: lines for the
+    console (the single-node broker was lost: what it cost, and the platform back)."""
     schedule_stop = threading.Event()
+    guard = _guard_broker(platform)
     for sink in platform.sinks:
         sink.start()
     platform.privacy.start()
@@ -388,9 +287,7 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
     else:
         platform.identity.start()  # after the endpoint they reach the warehouse through
         platform.segments.start()
-        tasks.append(
-            asyncio.create_task(_supervise([platform.identity, platform.segments], stop), name="supervise")
-        )
+        tasks.append(asyncio.create_task(_supervise(platform, guard, stop, on_notice), name="supervise"))
         if platform.settings.analytics_refresh_seconds > 0:
             platform.analytics.schedule(platform.settings.analytics_refresh_seconds, schedule_stop)
         on_ready()
@@ -399,22 +296,151 @@ async def serve(platform: Platform, stop: asyncio.Event, on_ready: Callable[[], 
     await shutdown(platform, tasks)
 
 
-async def _supervise(children: list[WorkerProcess], stop: asyncio.Event) -> None:
-    """Restart a worker that died (a crash, or kill -9): it resumes from its durable state."""
+@dataclass
+class _BrokerGuard:
+    """``cdp up`` on its own broker (Tansu, topics in memory only): the acknowledged events not yet
+    found in the warehouse, to name exactly what a loss of the broker takes with it."""
+
+    broker: TansuBroker
+    acked: AckedEvents
+    metrics: BrokerLossMetrics
+
+
+def _guard_broker(platform: Platform) -> _BrokerGuard | None:
+    if platform.broker is None or platform.pipeline is None:
+        return None  # an external Kafka keeps what it acknowledged
+    acked = AckedEvents()
+    platform.pipeline.acked = acked
+    _note_written_events(platform.sinks, acked)
+    metrics = BrokerLossMetrics.create(platform.registry)
+    metrics.unconfirmed.set_function(lambda: len(acked))
+    return _BrokerGuard(platform.broker, acked, metrics)
+
+
+def _note_written_events(sinks: list[TopicSink], acked: AckedEvents) -> None:
+    for sink in sinks:
+        if sink.table == "events":
+            sink.on_written = acked.note_rows
+
+
+async def _supervise(
+    platform: Platform, guard: _BrokerGuard | None, stop: asyncio.Event, on_notice: Callable[[str], None]
+) -> None:
+    """Restart a worker that died (a crash, or kill -9): it resumes from its durable state. On the
+    single-node broker also forget the acknowledged events the sinks wrote, and when the broker
+    dies, rebuild on a new one and report what was lost."""
+    children = [platform.identity, platform.segments]
     while not stop.is_set():
+        if guard is not None and not guard.broker.is_running():
+            await _replace_broker(platform, guard, stop, on_notice)
         for child in children:
             if child.crashed():
                 await asyncio.to_thread(child.restart)
+        if guard is not None:
+            guard.acked.settle(time.time())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
-def _apply_library(warehouse: Warehouse, on_step: Callable[[str], None]) -> None:
-    """The built-in segments, once: when the platform starts with no segment ever defined."""
-    if library_applied(warehouse):
-        return
-    applied = apply_definitions(warehouse, library_definitions(), applied_by="cdp up (built-in library)")
-    on_step(f"applied the built-in segment library ({len(applied)} segments)")
+async def _replace_broker(
+    platform: Platform, guard: _BrokerGuard, stop: asyncio.Event, on_notice: Callable[[str], None]
+) -> None:
+    """The single-node broker died, and every topic and consumer offset with it. Stop what used it,
+    name the acknowledged events that never reached the warehouse, then start again on a new broker
+    as a fresh ``cdp up`` does. Ingest answers 503 with Retry-After until the new broker is there."""
+    started = time.monotonic()
+    code = guard.broker.exited()
+    log.error(
+        "the Kafka broker (Tansu) exited with code %s: its topics and consumer offsets are gone; "
+        "rebuilding the pipeline on a new broker (ingest answers 503 meanwhile)", code,
+    )  # fmt: skip
+    on_notice(f"the Kafka broker exited (code {code}): rebuilding the pipeline on a new broker ...")
+    details = True
+    while True:
+        await _quiesce(platform)
+        loss = await _account_loss(platform, guard, code)
+        guard.metrics.events_lost.inc(len(loss.lost))
+        loss.log()
+        on_notice(loss.headline())
+        if details:  # once per loss
+            details = False
+            guard.metrics.restarts.inc()
+            on_notice("also lost with the broker (see docs/operations.md, Broker restart):")
+            for line in OTHER_LOSSES:
+                on_notice(f"  - {line}")
+        try:
+            await _rebuild(platform)
+            break
+        except Exception:
+            # What an interim broker acknowledged is lost with it too: the next round names it.
+            log.exception("could not rebuild on a new broker; trying again in 5 s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
+            if stop.is_set():
+                return
+            code = guard.broker.exited()
+    message = (
+        f"the pipeline runs again on a new broker (cluster {platform.cluster_id}), rebuilt in "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    log.warning("%s", message)
+    on_notice(message)
+
+
+async def _quiesce(platform: Platform) -> None:
+    """Stop everything that used the lost broker, so that nothing of its life reaches the next one:
+    ingest refuses (503) and fails what Kafka had not acknowledged, the worker processes are killed
+    (their state is in the warehouse), the sinks write what they had read and stop."""
+    await asyncio.to_thread(platform.producer.suspend, "the Kafka broker is being replaced")
+    await asyncio.gather(*(asyncio.to_thread(child.kill) for child in (platform.identity, platform.segments)))
+    await asyncio.gather(*(asyncio.to_thread(sink.stop, 0.0) for sink in platform.sinks))
+    for sink in platform.sinks:
+        if sink.is_alive():
+            log.warning("the %s sink did not stop; rows it still writes may be reported as lost", sink.table)
+
+
+async def _account_loss(platform: Platform, guard: _BrokerGuard, code: int | None) -> BrokerLoss:
+    """The acknowledged events the warehouse does not hold: lost. Written to ``<data dir>/lost/``,
+    and accepted again by ingest (a re-send is no duplicate)."""
+    ids, forgotten = guard.acked.take(time.time())
+    loss = BrokerLoss(datetime.now(UTC), code, platform.cluster_id, checked=len(ids), forgotten=forgotten)
+    try:
+        stored = await asyncio.to_thread(stored_message_ids, platform.warehouse, ids)
+    except WarehouseError as exc:
+        stored, loss.unchecked = set(), error_summary(exc)
+    loss.lost = [message_id for message_id in ids if message_id not in stored]
+    if platform.pipeline is not None:
+        platform.pipeline.forget_message_ids(loss.lost)
+    loss.write(platform.settings.data_dir)
+    return loss
+
+
+async def _rebuild(platform: Platform) -> None:
+    """A new broker on the same port, rebuilt as ``build`` and ``serve`` start one: topics, a new
+    cluster id (the sinks' positions start again), the identity restore and the republished
+    profiles, new sinks, new worker processes (they restore their state from the warehouse)."""
+    broker, settings, warehouse = platform.broker, platform.settings, platform.warehouse
+    assert broker is not None
+    await asyncio.to_thread(broker.restart)
+    await asyncio.to_thread(
+        ensure_platform_topics, broker.bootstrap, settings.topic_partitions, settings.topic_replication
+    )
+    platform.cluster_id = broker.cluster_id
+    platform.producer.resume()  # ingest accepts again: new events wait on cdp.events for the worker
+    restored = await asyncio.to_thread(_restore_identity, warehouse, settings, broker.cluster_id, log.info)
+    platform.restored = restored
+    platform.metrics.identity_restore.set(restored.seconds)
+    sinks = identity_sinks(broker.bootstrap, broker.cluster_id, warehouse, platform.metrics.sink, settings)
+    sinks += segment_sinks(broker.bootstrap, broker.cluster_id, warehouse, platform.metrics.sink, settings)
+    platform.sinks[:] = sinks  # in place: readiness checks hold this list
+    if platform.pipeline is not None and platform.pipeline.acked is not None:
+        _note_written_events(sinks, platform.pipeline.acked)
+    for sink in sinks:
+        sink.start()
+    await publish_restored(platform.producer, restored)
+    restored.profiles.clear()
+    for child in (platform.identity, platform.segments):
+        await asyncio.to_thread(child.restart)
 
 
 async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
@@ -428,6 +454,8 @@ async def shutdown(platform: Platform, tasks: list[asyncio.Task[None]]) -> None:
             server.should_exit = True
     await asyncio.gather(*(t for t in tasks if t.get_name() == "ingest"), return_exceptions=True)
     phase("ingest API stopped")
+    # A rebuild on a new broker in progress finishes first (the supervisor ends within 1 s otherwise).
+    await asyncio.gather(*(t for t in tasks if t.get_name() == "supervise"), return_exceptions=True)
     await asyncio.to_thread(platform.privacy.stop)
     platform.access.stop()
     await asyncio.to_thread(platform.audit.close)

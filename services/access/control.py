@@ -15,6 +15,8 @@ import time
 
 from services.access.store import TokenStore, WriteKeyStore
 from services.admin.auth import AdminTokens
+from services.core.failure_log import FailureLog
+from services.core.log_hygiene import error_summary
 from services.core.warehouse.port import Warehouse
 from services.ingest.auth import WriteKeys
 
@@ -35,6 +37,9 @@ class AccessControl:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._failures = FailureLog(
+            log, "access: reloading tokens and write keys", "keeping the previous ones, retrying"
+        )
 
     def reload(self) -> bool:
         """Load every grant now; False (and the previous sets kept) when the warehouse failed."""
@@ -43,10 +48,9 @@ class AccessControl:
                 token_grants = self.token_store.grants()
                 key_grants = self.key_store.grants()
             except Exception as exc:
-                log.warning(
-                    "access: reloading tokens and write keys failed, keeping the previous ones: %s", exc
-                )
+                self._failures.failed(error_summary(exc))
                 return False
+            self._failures.succeeded()
             self.tokens.load(token_grants)
             self.write_keys.load(key_grants)
             self.loaded_at = time.time()

@@ -23,8 +23,10 @@ import orjson
 from services.analytics import sql
 from services.analytics.domain import bgnbd, gamma_gamma
 from services.analytics.domain.value import MIN_REPEAT_CUSTOMERS, FittedModels, ValueOptions
+from services.core.failure_log import FailureLog
+from services.core.log_hygiene import error_summary
 from services.core.metrics import AnalyticsMetrics
-from services.core.warehouse.port import Warehouse
+from services.core.warehouse.port import Warehouse, WarehouseError
 
 log = logging.getLogger(__name__)
 
@@ -327,13 +329,21 @@ class RefreshRunner:
         checking after ``first_check`` seconds and then every ``min(every, 60)`` seconds."""
 
         def loop() -> None:
+            self._report_schedule(every)
             wait = first_check
+            failures = FailureLog(log, "analytics: checking the refresh schedule", "trying again later")
             while not stop.wait(wait):
                 wait = min(every, 60.0)
                 if self.running is not None:
                     continue
                 try:
-                    if self._due(every):
+                    due = self._due(every)
+                except WarehouseError as exc:
+                    failures.failed(error_summary(exc))
+                    continue
+                failures.succeeded()
+                try:
+                    if due:
                         self.start(self.options(), "schedule")
                 except RefreshBusyError:
                     continue
@@ -343,6 +353,23 @@ class RefreshRunner:
         thread = threading.Thread(target=loop, name="analytics-schedule", daemon=True)
         thread.start()
         return thread
+
+    def _report_schedule(self, every: float) -> None:
+        """The schedule's interval, and when the last refresh succeeded (also before this process)."""
+        if self._metrics is None:
+            return
+        self._metrics.refresh_interval.set(every)
+        try:
+            rows = self._warehouse.query(
+                f"SELECT max(updated_at) FROM {self._warehouse.database}.analytics_refreshes FINAL"
+                " WHERE status = 'done'"
+            )
+        except Exception:
+            log.debug("analytics: cannot read when the last refresh succeeded", exc_info=True)
+            return
+        last = rows[0][0] if rows else None
+        if last is not None and last.year >= 2000:  # the warehouse holds this process's refreshes too
+            self._metrics.last_success.set(last.timestamp())
 
     def _due(self, every: float) -> bool:
         rows = self._warehouse.query(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple, TypeVar
+from weakref import WeakKeyDictionary
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
@@ -12,12 +14,43 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+_Shared = TypeVar("_Shared", Counter, Gauge)
+_SHARED: WeakKeyDictionary[CollectorRegistry, dict[str, Counter | Gauge]] = WeakKeyDictionary()
+
+
+def _shared(registry: CollectorRegistry, name: str, make: Callable[[], _Shared]) -> _Shared:
+    """A family several components of one process report (consumer lag, dead letters): created once
+    per registry, so a process that runs a worker and sinks registers it once."""
+    families = _SHARED.setdefault(registry, {})
+    if name not in families:
+        families[name] = make()
+    return families[name]  # type: ignore[return-value]  # one name, one type
+
+
 def consumer_lag_gauge(registry: CollectorRegistry) -> Gauge:
     """``cdp_consumer_lag_records``: one family that the sinks and every worker process report."""
-    return Gauge(
+    return _shared(registry, "cdp_consumer_lag_records", lambda: Gauge(
         "cdp_consumer_lag_records", "Records not yet processed by a consumer group", ["group", "topic"],
         registry=registry,
-    )  # fmt: skip
+    ))  # fmt: skip
+
+
+def consumer_lag_seconds_gauge(registry: CollectorRegistry) -> Gauge:
+    """``cdp_consumer_lag_seconds``: the age of the oldest record a group has not processed yet."""
+    return _shared(registry, "cdp_consumer_lag_seconds", lambda: Gauge(
+        "cdp_consumer_lag_seconds",
+        "Age of the oldest record a consumer group has not processed yet (0 when caught up)",
+        ["group", "topic"], registry=registry,
+    ))  # fmt: skip
+
+
+def dlq_messages_counter(registry: CollectorRegistry) -> Counter:
+    """``cdp_dlq_messages_total{reason}``: ingest counts the requests it refused, the identity and segment
+    processors the records they met on their input topics and could not use."""
+    return _shared(registry, "cdp_dlq_messages", lambda: Counter(
+        "cdp_dlq_messages", "Rejected payloads written to the dead-letter topic", ["reason"],
+        registry=registry,
+    ))  # fmt: skip
 
 
 class IngestMetrics(NamedTuple):
@@ -31,6 +64,7 @@ class IngestMetrics(NamedTuple):
     dlq_failures: Counter
     webhook_skipped: Counter
     events_suppressed: Counter
+    dlq_depth: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -73,19 +107,14 @@ class IngestMetrics(NamedTuple):
                 buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
-            dlq_messages=Counter(
-                "cdp_dlq_messages",
-                "Rejected payloads written to the dead-letter topic",
-                ["reason"],
-                registry=registry,
-            ),
+            dlq_messages=dlq_messages_counter(registry),
             dlq_failures=Counter(
                 "cdp_dlq_write_failures",
                 "Rejected payloads that could not be written to the DLQ",
                 registry=registry,
             ),
             webhook_skipped=Counter(
-                "cdp_webhook_events_skipped",
+                "cdp_ingest_webhook_events_skipped",
                 "Provider webhook events with no meaning for the CDP",
                 ["provider"],
                 registry=registry,
@@ -94,6 +123,11 @@ class IngestMetrics(NamedTuple):
                 "cdp_ingest_events_suppressed",
                 "Events dropped because they carry an identifier of an erased person (suppression list)",
                 ["source"],
+                registry=registry,
+            ),
+            dlq_depth=Gauge(
+                "cdp_dlq_depth_records",
+                "Records held in the dead-letter topic (read from the broker at scrape time)",
                 registry=registry,
             ),
         )
@@ -106,9 +140,13 @@ class SinkMetrics(NamedTuple):
     consumer_lag: Gauge
     batch_rows: Histogram
     event_age: Histogram
+    rows_skipped: Counter
+    consumer_lag_seconds: Gauge
+    rows_repeated: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> SinkMetrics:
+    def create(cls, registry: CollectorRegistry, consumer_lag: Gauge | None = None) -> SinkMetrics:
+        """``consumer_lag``: the process's ``cdp_consumer_lag_records`` when a worker created it already."""
         return cls(
             rows_written=Counter(
                 "cdp_warehouse_rows_written", "Rows inserted into the warehouse", ["table"], registry=registry
@@ -122,11 +160,12 @@ class SinkMetrics(NamedTuple):
             ),
             insert_errors=Counter(
                 "cdp_warehouse_insert_errors",
-                "Failed warehouse inserts (retried)",
-                ["table"],
+                "Failed warehouse insert attempts (each is retried), by table and error: unavailable "
+                "(the warehouse did not answer) or rejected (it answered with an error)",
+                ["table", "error"],
                 registry=registry,
             ),
-            consumer_lag=consumer_lag_gauge(registry),
+            consumer_lag=consumer_lag if consumer_lag is not None else consumer_lag_gauge(registry),
             batch_rows=Histogram(
                 "cdp_warehouse_batch_rows",
                 "Rows per warehouse insert",
@@ -136,9 +175,23 @@ class SinkMetrics(NamedTuple):
             ),
             event_age=Histogram(
                 "cdp_warehouse_ingest_delay_seconds",
-                "From HTTP acceptance to the row being in the warehouse",
+                "From the record's arrival on its topic to the row being in the warehouse",
                 ["table"],
                 buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            rows_skipped=Counter(
+                "cdp_warehouse_rows_skipped",
+                "Records set aside because the table cannot read them (they stay on their topic)",
+                ["table"],
+                registry=registry,
+            ),
+            consumer_lag_seconds=consumer_lag_seconds_gauge(registry),
+            rows_repeated=Counter(
+                "cdp_warehouse_rows_repeated",
+                "Records a restarted identity worker produced again, recognised by their position and "
+                "not stored twice",
+                ["table"],
                 registry=registry,
             ),
         )
@@ -158,6 +211,8 @@ class IdentityMetrics(NamedTuple):
     processing_delay: Histogram
     consumer_lag: Gauge
     events_suppressed: Counter
+    dlq_messages: Counter
+    consumer_lag_seconds: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IdentityMetrics:
@@ -208,6 +263,8 @@ class IdentityMetrics(NamedTuple):
                 "Events the identity graph dropped: they carry an identifier of an erased person",
                 registry=registry,
             ),
+            dlq_messages=dlq_messages_counter(registry),
+            consumer_lag_seconds=consumer_lag_seconds_gauge(registry),
         )
 
 
@@ -223,11 +280,41 @@ class PlatformMetrics(NamedTuple):
             ingest=IngestMetrics.create(registry),
             sink=SinkMetrics.create(registry),
             identity_restore=Gauge(
-                "cdp_identity_restore_seconds",
+                "cdp_identity_restore_duration_seconds",
                 "Duration of the identity restore (replay of the stored decisions) at the last start",
                 registry=registry,
             ),
             up=Gauge("cdp_component_up", "1 when a component is running", ["component"], registry=registry),
+        )
+
+
+class BrokerLossMetrics(NamedTuple):
+    """``cdp up`` on its single-node broker (Tansu, topics in memory only)."""
+
+    restarts: Counter
+    events_lost: Counter
+    unconfirmed: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> BrokerLossMetrics:
+        return cls(
+            restarts=Counter(
+                "cdp_broker_restarts",
+                "Times the single-node broker was lost and the platform rebuilt on a new one",
+                registry=registry,
+            ),
+            events_lost=Counter(
+                "cdp_events_lost",
+                "Events acknowledged to clients that were lost with the single-node broker before "
+                "they reached the warehouse",
+                registry=registry,
+            ),
+            unconfirmed=Gauge(
+                "cdp_ingest_events_unconfirmed",
+                "Events acknowledged to clients and not yet found in the warehouse (what a loss of the "
+                "single-node broker could take)",
+                registry=registry,
+            ),
         )
 
 
@@ -240,6 +327,8 @@ class SegmentMetrics(NamedTuple):
     backfill_remaining: Gauge
     backfill_profiles: Counter
     consumer_lag: Gauge
+    dlq_messages: Counter
+    consumer_lag_seconds: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> SegmentMetrics:
@@ -287,6 +376,8 @@ class SegmentMetrics(NamedTuple):
                 registry=registry,
             ),
             consumer_lag=consumer_lag_gauge(registry),
+            dlq_messages=dlq_messages_counter(registry),
+            consumer_lag_seconds=consumer_lag_seconds_gauge(registry),
         )
 
 
@@ -295,6 +386,7 @@ class AnalyticsMetrics(NamedTuple):
     refresh_duration: Gauge
     last_success: Gauge
     customers: Gauge
+    refresh_interval: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> AnalyticsMetrics:
@@ -318,6 +410,11 @@ class AnalyticsMetrics(NamedTuple):
             customers=Gauge(
                 "cdp_analytics_customers",
                 "Customers (profiles with at least one counted order) scored by the last refresh",
+                registry=registry,
+            ),
+            refresh_interval=Gauge(
+                "cdp_analytics_refresh_interval_seconds",
+                "Seconds between scheduled customer value refreshes (0: this process schedules none)",
                 registry=registry,
             ),
         )

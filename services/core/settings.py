@@ -86,8 +86,9 @@ class Settings(BaseSettings):
         2.0, gt=0, le=300, description="How often the segment processor looks for new or changed definitions"
     )
     segments_worker_id: str = Field(
-        "0",
-        description="Name of this segment processor in segment_backfills; unique per replica",
+        "",
+        description="Name of this segment processor in segment_backfills; unique per replica; "
+        "empty = the host name (the container or pod name)",
     )
 
     # --- customer analytics -------------------------------------------------------------------
@@ -144,6 +145,12 @@ class Settings(BaseSettings):
 
     # --- observability ------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Python log level")
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="cdp run identity, cdp run segments: port of /metrics, /healthz, /readyz; 0: off",
+    )
 
 
 @lru_cache(maxsize=1)

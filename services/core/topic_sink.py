@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from schemas import topics
+from services.core.failure_log import FailureLog
+from services.core.kafka.lag import GroupPositions, LagMonitor, LagWatch
 from services.core.kafka.producer import KAFKA_LOG
 from services.core.log_hygiene import error_summary
 from services.core.metrics import SinkMetrics
@@ -103,12 +105,15 @@ class TopicSink:
         topic_column: bool = False,
         resume_table: str | None = None,
         explode: Callable[[bytes], list[bytes]] | None = None,
+        position_of: Callable[[bytes], int | None] | None = None,
     ) -> None:
         self.topic = topic
         self._topic_column = topic_column
         self._resume_table = resume_table or table
         self._columns = TOPIC_INSERT_COLUMNS if topic_column else INSERT_COLUMNS
         self._explode = explode
+        self._position_of = position_of
+        self._positions: dict[int, int] = {}  # partition -> highest position stored or in the batch
         self._topic_json = orjson.dumps(topic)
         self.table = table
         self._skip = skip
@@ -120,7 +125,10 @@ class TopicSink:
         self._group = group
         self._batch_rows = batch_rows
         self._flush_seconds = flush_seconds
+        self._bootstrap = bootstrap
         self._consumer = Consumer(consumer_config(bootstrap, group, session_timeout_ms))
+        self._written: dict[int, int] = {}  # partition -> next offset not yet in the warehouse
+        self._lag: LagWatch | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._assigned = threading.Event()
@@ -129,12 +137,24 @@ class TopicSink:
         self._cluster_json = orjson.dumps(cluster_id)
         self.rows_written = 0
         self.rows_skipped = 0
+        self.rows_repeated = 0
+        self.on_written: Callable[[list[bytes]], None] | None = None
+        """Called in the sink's thread with each batch's rows once the insert succeeded (rows it set
+        aside as unreadable included): ``cdp up`` learns which acknowledged events are stored."""
+        self._failures = FailureLog(
+            log, f"warehouse insert into {table}",
+            f"retrying with back-off (up to 5 s) until it succeeds; the records wait on {topic}",
+        )  # fmt: skip
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
         self._consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._thread = threading.Thread(target=self._run, name=f"sink-{self.table}", daemon=True)
         self._thread.start()
+        self._lag = LagMonitor.watch(
+            self._bootstrap, self._lag_positions, self._metrics.consumer_lag,
+            self._metrics.consumer_lag_seconds, series=[(self._group, self.topic)],
+        )  # fmt: skip
 
     def wait_assigned(self, timeout: float) -> bool:
         return self._assigned.wait(timeout)
@@ -146,6 +166,9 @@ class TopicSink:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(drain_timeout + 30)
+        if self._lag is not None:
+            LagMonitor.unwatch(self._bootstrap, self._lag)
+            self._lag = None
 
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -162,9 +185,20 @@ class TopicSink:
         )
         return {int(partition): int(offset) + 1 for partition, offset in rows}
 
+    def _stored_positions(self) -> dict[int, int]:
+        """Per partition, the highest ``position`` of this topic's rows (see ``position_of``)."""
+        rows = self._warehouse.query(
+            f"SELECT kafka_partition, max(position) FROM {self._warehouse.database}.{self._resume_table} "
+            "WHERE kafka_cluster = {cluster:String} AND kafka_topic = {topic:String} "
+            "GROUP BY kafka_partition",
+            {"cluster": self._cluster, "topic": self.topic},
+        )
+        return {int(partition): int(position) for partition, position in rows}
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         try:
             stored = self._resume_offsets()
+            self._positions = self._stored_positions() if self._position_of is not None else {}
         except WarehouseError:
             log.exception("cannot read resume offsets from the warehouse; using committed offsets")
             stored = {}
@@ -172,6 +206,7 @@ class TopicSink:
         for tp in partitions:
             offset = max(stored.get(tp.partition, -1), committed.get(tp.partition, -1))
             tp.offset = offset if offset >= 0 else OFFSET_BEGINNING
+            self._written[tp.partition] = tp.offset
         consumer.assign(partitions)
         self._assigned.set()
 
@@ -180,11 +215,12 @@ class TopicSink:
         if self._batch.ranges:
             self._write(self._batch)
             self._batch = _Batch()
+        for tp in partitions:
+            self._written.pop(tp.partition, None)
         consumer.unassign()
 
     # --- loop --------------------------------------------------------------------------------
     def _run(self) -> None:
-        last_lag = 0.0
         try:
             while True:
                 stopping = self._stop.is_set()
@@ -199,9 +235,6 @@ class TopicSink:
                 if due or (stopping and batch.ranges):
                     self._write(batch)
                     self._batch = _Batch()
-                if time.monotonic() - last_lag > 5:
-                    self._report_lag()
-                    last_lag = time.monotonic()
                 if stopping and (not messages or time.monotonic() > self._drain_deadline):
                     break
         except Exception:
@@ -230,6 +263,8 @@ class TopicSink:
         for record in records:
             if self._skip is not None and self._skip(record):
                 continue
+            if self._position_of is not None and self._repeated(partition, record):
+                continue
             row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d%s}' % (
                 record, self._cluster_json, partition, offset,
                 b',"kafka_topic":%s' % self._topic_json if self._topic_column else b"",
@@ -239,9 +274,25 @@ class TopicSink:
         if not added:
             batch.add(partition, offset, None, 0)  # no row, but its offset must be committed
 
+    def _repeated(self, partition: int, record: bytes) -> bool:
+        """A record at or below the highest position of its partition: an upstream worker that
+        restarted produced it again (its position shows it, see ``position_of``)."""
+        assert self._position_of is not None
+        position = self._position_of(record)
+        if position is None:
+            return False
+        if position <= self._positions.get(partition, -1):
+            self.rows_repeated += 1
+            self._metrics.rows_repeated.labels(self.table).inc()
+            return True
+        self._positions[partition] = position
+        return False
+
     def _write(self, batch: _Batch) -> None:
         started = time.perf_counter()
         written = self._insert(batch.rows, batch.token(self._cluster, self.table))
+        if self.on_written is not None:
+            self.on_written(batch.rows)
         self._metrics.insert_duration.labels(self.table).observe(time.perf_counter() - started)
         self._metrics.rows_written.labels(self.table).inc(written)
         self._metrics.batch_rows.labels(self.table).observe(written)
@@ -252,19 +303,34 @@ class TopicSink:
 
     def _commit(self, batch: _Batch) -> None:
         offsets = [TopicPartition(self.topic, p, last + 1) for p, (_first, last) in batch.ranges.items()]
-        self._consumer.commit(offsets=offsets, asynchronous=False)
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # Harmless: the rows are in the warehouse, and a sink resumes after the positions stored
+            # there (the single-node broker died, or the group coordinator moved).
+            log.warning(
+                "the %s sink could not commit on %s (%s); its rows are stored", self.table, self.topic, exc
+            )
+        for tp in offsets:
+            self._written[tp.partition] = tp.offset
 
     def _insert(self, rows: list[bytes], token: str) -> int:
-        """Insert until it succeeds (backing off), setting aside records the table cannot read."""
+        """Insert until it succeeds (backing off), setting aside records the table cannot read.
+
+        While the warehouse fails, records wait on Kafka (the lag grows, and is still reported);
+        the log says when the failures start, at most once a minute that they go on, and when
+        they end: a few lines per outage, however long."""
         delay = 0.2
         while rows:
             try:
                 self._warehouse.insert_json_rows(
                     self.table, b"\n".join(rows), columns=self._columns, dedup_token=token
                 )
+                self._failures.succeeded()
                 break
             except WarehouseError as exc:
-                self._metrics.insert_errors.labels(self.table).inc()
+                kind = "unavailable" if isinstance(exc, WarehouseUnavailable) else "rejected"
+                self._metrics.insert_errors.labels(self.table, kind).inc()
                 unreadable = (
                     0 if isinstance(exc, WarehouseUnavailable) else sum(not self._readable(r) for r in rows)
                 )
@@ -272,6 +338,7 @@ class TopicSink:
                     # A record the warehouse cannot read must not block everything behind it.
                     log.error("skipping %d unreadable records on %s", unreadable, self.topic)
                     self.rows_skipped += unreadable
+                    self._metrics.rows_skipped.labels(self.table).inc(unreadable)
                     rows = [row for row in rows if self._readable(row)]
                     continue
                 if self._stop.is_set() and time.monotonic() > self._drain_deadline:
@@ -281,8 +348,8 @@ class TopicSink:
                         error_summary(exc),
                     )
                     raise
-                log.warning("warehouse insert failed (%s); retrying in %.1f s", error_summary(exc), delay)
-                time.sleep(delay)
+                self._failures.failed(error_summary(exc))
+                time.sleep(delay)  # the lag monitor's thread goes on reporting the growing lag
                 delay = min(delay * 2, 5.0)
         return len(rows)
 
@@ -293,17 +360,9 @@ class TopicSink:
             return False
         return isinstance(record, dict) and (self._valid is None or self._valid(record))
 
-    def _report_lag(self) -> None:
-        try:
-            assignment = self._consumer.assignment()
-            lag = 0
-            for tp in self._consumer.position(assignment):
-                _low, high = self._consumer.get_watermark_offsets(tp, timeout=1, cached=False)
-                if tp.offset >= 0:
-                    lag += max(0, high - tp.offset)
-            self._metrics.consumer_lag.labels(self._group, self.topic).set(lag)
-        except Exception:  # lag is informational; never let it stop the sink
-            log.debug("lag report failed", exc_info=True)
+    def _lag_positions(self) -> list[GroupPositions]:
+        """For the lag monitor (its thread): what is not in the warehouse yet starts at ``_written``."""
+        return [GroupPositions(self._group, self.topic, dict(self._written))]
 
 
 def is_canonical_event(record: dict[str, Any]) -> bool:

@@ -1,4 +1,5 @@
-"""The workers of ``cdp up`` as child processes (``cdp run identity|segments --drain-on-stop``).
+"""The workers of ``cdp up`` as child processes (``cdp run identity|segments --drain-on-stop
+--no-sinks``: ``cdp up`` runs the sinks itself, next to the embedded warehouse).
 
 Identity resolution costs about as much CPU per event as ingest. In one Python process the two
 would share one core (the GIL) and the ingest API would wait on the identity stages' batches; as
@@ -17,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -75,7 +76,7 @@ class WorkerProcess:
         port = self.metrics_url.rsplit(":", 1)[1].split("/", 1)[0]
         command = [
             sys.executable, "-c", "from services.cli import main; main()",
-            "run", self.service, "--metrics-port", port, "--drain-on-stop",
+            "run", self.service, "--metrics-port", port, "--drain-on-stop", "--no-sinks",
         ]  # fmt: skip
         self._started_at = time.monotonic()
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,14 @@ class WorkerProcess:
                 self.service, process.returncode, self._log_path,
             )  # fmt: skip
         return time.monotonic() >= self._restart_at
+
+    def kill(self) -> None:
+        """Stop at once, without draining: its inputs are gone (the single-node broker was lost).
+        ``restart`` starts it again."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
 
     def restart(self) -> None:
         if self._log is not None:
@@ -135,23 +144,25 @@ class WorkerProcess:
 
 
 def serve_child_metrics(
-    registry: CollectorRegistry, shared: Collector, children: list[WorkerProcess]
+    registry: CollectorRegistry, shared: Sequence[Collector], children: list[WorkerProcess]
 ) -> None:
-    """Serve the children's metrics on ``registry``; ``shared`` is a parent metric the children
-    also report (consumer lag): its samples are merged into one family."""
-    registry.unregister(shared)
+    """Serve the children's metrics on ``registry``; ``shared`` are parent metrics the children also
+    report (consumer lag, dead letters): their samples are merged into one family each, and a series
+    both report (the same labels) is summed."""
+    for collector in shared:
+        registry.unregister(collector)
     registry.register(_ChildMetrics(children, shared))
 
 
 class _ChildMetrics(Collector):
     """The children's metrics, on the parent's ``/metrics``."""
 
-    def __init__(self, children: list[WorkerProcess], shared: Collector) -> None:
+    def __init__(self, children: list[WorkerProcess], shared: Sequence[Collector]) -> None:
         self._children = children
         self._shared = shared
 
     def collect(self) -> Iterator[Metric]:
-        merged = {family.name: family for family in self._shared.collect()}
+        merged = {family.name: family for collector in self._shared for family in collector.collect()}
         families: list[Metric] = []
         for child in self._children:
             if child.is_alive():
@@ -164,9 +175,24 @@ class _ChildMetrics(Collector):
                 continue  # the parent reports its own
             samples = [Sample(*sample) for sample in family.samples]
             if family.name in merged:
-                merged[family.name].samples.extend(samples)
+                _add_samples(merged[family.name], samples)
                 continue
             metric = Metric(family.name, family.documentation, family.type, family.unit)
             metric.samples = samples
             yield metric
         yield from merged.values()
+
+
+def _add_samples(family: Metric, samples: list[Sample]) -> None:
+    """Add ``samples`` to ``family``; a series it has already (same name and labels) is summed."""
+
+    def series(sample: Sample) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return sample.name, tuple(sorted(sample.labels.items()))
+
+    index = {series(sample): i for i, sample in enumerate(family.samples)}
+    for sample in samples:
+        at = index.setdefault(series(sample), len(family.samples))
+        if at == len(family.samples):
+            family.samples.append(sample)
+        else:
+            family.samples[at] = family.samples[at]._replace(value=family.samples[at].value + sample.value)

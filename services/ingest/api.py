@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -168,7 +169,9 @@ class IngestAPI:
 
     # --- operations --------------------------------------------------------------------------
     async def metrics_endpoint(self, _request: Request) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+        # Off the event loop: some collectors ask the broker or the worker processes.
+        body = await asyncio.to_thread(generate_latest, self.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(self, _request: Request) -> Response:
         return JSONResponse(self._openapi)

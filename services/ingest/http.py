@@ -9,8 +9,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from services.core.kafka.dead_letters import DLQ_PAYLOAD_LIMIT
 from services.ingest.normalise import FieldError, Rejection
-from services.ingest.pipeline import DLQ_PAYLOAD_LIMIT
 
 
 class JSONResponse(Response):

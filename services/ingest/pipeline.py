@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,16 +15,16 @@ from typing import Any
 import orjson
 
 from schemas import topics
-from schemas.events import DeadLetter
+from services.core.kafka.dead_letters import dead_letter_value
 from services.core.kafka.producer import AsyncProducer, Record
 from services.core.metrics import IngestMetrics
+from services.ingest.acked import AckedEvents
 from services.ingest.auth import KeyUse
 from services.ingest.dedup import MessageIdWindow
 from services.ingest.normalise import FieldError, Rejection, normalise
 from services.privacy.suppression import SuppressionList
 
 log = logging.getLogger(__name__)
-DLQ_PAYLOAD_LIMIT = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -59,6 +59,9 @@ class IngestPipeline:
         self._metrics = metrics
         self._dedup = dedup
         self._max_future_skew = max_future_skew
+        self.acked: AckedEvents | None = None
+        """Set by ``cdp up`` on its single-node broker: the messageIds Kafka acknowledged are kept
+        until they are found in the warehouse, to name them if the broker is lost first."""
 
     async def ingest(
         self,
@@ -117,6 +120,8 @@ class IngestPipeline:
                 self._dedup.release(claimed)
                 raise
             self._metrics.produce_duration.labels(topics.EVENTS).observe(time.perf_counter() - started)
+            if self.acked is not None:
+                self.acked.add(claimed, time.time())
         result.accepted = len(records)
         for channel, count in channels.items():
             self._metrics.events_accepted.labels(source, channel).inc(count)
@@ -127,6 +132,11 @@ class IngestPipeline:
         if result.rejected:
             await self.dead_letter_items(items, result.rejected, source=source, endpoint=endpoint)
         return result
+
+    def forget_message_ids(self, message_ids: Iterable[str]) -> None:
+        """Accept these messageIds again (events lost with the single-node broker: a re-send of
+        them must not be dropped as a duplicate)."""
+        self._dedup.release(message_ids)
 
     async def dead_letter_items(
         self, items: Sequence[Any], rejected: Sequence[tuple[int, Rejection]], *, source: str, endpoint: str
@@ -145,20 +155,16 @@ class IngestPipeline:
         self, payload: bytes, rejection: Rejection, *, source: str, endpoint: str
     ) -> tuple[str, bytes]:
         self._metrics.events_rejected.labels(source, rejection.reason).inc()
-        letter = DeadLetter(
-            reason=rejection.reason,
-            errors=[error.as_dict() for error in rejection.errors],
-            source=source,
-            endpoint=endpoint,
-            received_at=datetime.now(UTC),
-            payload=payload[:DLQ_PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
-            payload_truncated=len(payload) > DLQ_PAYLOAD_LIMIT,
+        errors = [error.as_dict() for error in rejection.errors]
+        return rejection.reason, dead_letter_value(
+            payload, rejection.reason, errors, source=source, endpoint=endpoint
         )
-        return rejection.reason, orjson.dumps(letter.model_dump(mode="json", by_alias=True))
 
     async def _send_letters(self, letters: Sequence[tuple[str, bytes]]) -> None:
+        started = time.perf_counter()
         try:
             await self._producer.send([(topics.EVENTS_DLQ, None, value) for _, value in letters])
+            self._metrics.produce_duration.labels(topics.EVENTS_DLQ).observe(time.perf_counter() - started)
         except Exception:
             # The client's answer is a 4xx either way; losing the DLQ copy is an operator alert.
             self._metrics.dlq_failures.inc(len(letters))

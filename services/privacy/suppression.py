@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from services.core.failure_log import FailureLog
+from services.core.log_hygiene import error_summary
 from services.core.secrets import read_existing
 from services.core.settings import Settings
 from services.core.warehouse.port import Warehouse, WarehouseError
@@ -76,6 +78,7 @@ class SuppressionReloader:
         self._seconds = seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="suppression-reload", daemon=True)
+        self._failures = FailureLog(log, "reloading the suppression list", "keeping the last one, retrying")
 
     def start(self) -> None:
         self._thread.start()
@@ -88,4 +91,6 @@ class SuppressionReloader:
             try:
                 self._suppressions.load(self._warehouse)
             except WarehouseError as exc:
-                log.warning("could not reload the suppression list (keeping the last one): %s", exc)
+                self._failures.failed(error_summary(exc))
+                continue
+            self._failures.succeeded()

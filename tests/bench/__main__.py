@@ -1,14 +1,26 @@
-"""``make bench``: runs every benchmark, prints a table and writes ``bench-results.json``."""
+"""``make bench``: runs every benchmark, prints a table and writes ``bench-results.json``.
+
+    .venv/bin/python -m tests.bench [--quick] [--only NAME,...] [--rounds N] [--output FILE]
+
+``--quick`` is a smoke run with small sizes and one round (a few minutes): it checks that every
+benchmark still runs, and writes ``bench-results.quick.json`` unless ``--output`` says otherwise;
+its numbers are not results. ``--only`` runs some benchmarks and merges their results into the
+output file's (each result keeps its own ``measured_at``). The JSON schema is in docs/benchmarks.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -21,170 +33,174 @@ from tests.bench import (
     ingest,
     profile_fold,
     profile_lookup,
+    profile_memory,
     segment_latency,
 )
+from tests.bench.readme import ROWS, Item, Row, cell
+from tests.bench.summary import SCHEMA_VERSION, summarise
 from tests.e2e.cdp_process import CdpProcess
 
 RESULTS = Path("bench-results.json")
+QUICK_RESULTS = Path("bench-results.quick.json")
+
+Result = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    name: str
+    status: str  # shown while it runs
+    run: Callable[[bool, int], Result]  # (quick, rounds) -> its result object
+
+
+def _with_cdp(run: Callable[[CdpProcess], Result]) -> Result:
+    """``run`` against a fresh ``cdp up`` on free ports and a temporary data directory."""
+    with tempfile.TemporaryDirectory(prefix="cdp-bench-") as tmp:
+        cdp = CdpProcess(Path(tmp) / "data", free_port(), free_port(), free_port(), "bench-key")
+        cdp.start()
+        try:
+            return run(cdp)
+        finally:
+            cdp.stop()
+
+
+BENCHMARKS = (
+    Benchmark("ingest", "ingest: POST /v1/batch -> Kafka...",
+              lambda quick, rounds: _with_cdp(lambda cdp: ingest.run(cdp, batches=60 if quick else 600, rounds=rounds))),
+    Benchmark("segment_latency", "segments: HTTP event -> membership transition on Kafka at 1,000 and 5,000 events/s...",
+              lambda quick, _rounds: _with_cdp(lambda cdp: segment_latency.run(
+                  cdp, seconds=5.0 if quick else segment_latency.SECONDS,
+                  rates=(1000,) if quick else segment_latency.RATES))),
+    Benchmark("identity_graph", "identity graph: observe throughput and memory per identifier...",
+              lambda quick, _rounds: identity_graph.run(100_000 if quick else 1_000_000)),
+    Benchmark("profile_fold", "profile folding: apply throughput...",
+              lambda quick, rounds: profile_fold.run(customers=300 if quick else 2000, rounds=rounds)),
+    Benchmark("identity_pipeline", "identity pipeline: cdp.events -> cdp.profiles through Kafka, 1 and 2 worker processes...",
+              lambda quick, rounds: identity_pipeline.run(events=10_000 if quick else 50_000, rounds=rounds)),
+    Benchmark("profile_lookup", "profile 360 lookup over HTTP with 100k profiles...",
+              lambda quick, _rounds: profile_lookup.run(*((10_000, 200) if quick else (100_000, 1_000)))),
+    Benchmark("analytics_refresh", "analytics: customer value refresh over 1M profiles and 10M events, daily KPI view...",
+              lambda quick, rounds: analytics_refresh.run(
+                  *((20_000, 200_000) if quick else (1_000_000, 10_000_000)), rounds=rounds,
+                  kpi_runs=5 if quick else 20)),
+    Benchmark("profile_memory", "memory per profile: identity worker RSS and warehouse bytes at 100k profiles...",
+              lambda quick, _rounds: profile_memory.run(10_000 if quick else 100_000)),
+)  # fmt: skip
+
+# The console shows the README's rows and the two pure-domain benchmarks.
+CONSOLE_ROWS = (
+    *ROWS,
+    Row("identity graph (pure domain, one core)",
+        (Item("identity_graph_events_per_s", "", "events/s"),
+         Item("identity_graph_bytes_per_identifier", "", "bytes per identifier")), {}),
+    Row("profile folding (pure domain, one core)", (Item("profile_fold_events_per_s", "", "events/s"),), {}),
+)  # fmt: skip
+
+# Summary key -> (floor text, whether the value meets it); a floor of the issues, green or red.
+FLOORS: Mapping[str, tuple[str, Callable[[float], bool]]] = {
+    "ingest_events_per_s": ("20,000 events/s", lambda v: v >= 20_000),
+    "identity_events_per_s_1_worker": ("10,000 events/s per worker", lambda v: v >= 10_000),
+    "segment_latency_p99_ms_at_1000": ("p99 < 1 s at 1,000 events/s", lambda v: v < 1000),
+    "profile_lookup_p99_ms": ("p99 < 50 ms", lambda v: v < 50),
+    "analytics_refresh_s": ("refresh < 60 s", lambda v: v < 60),
+}
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        model = next(
+            (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+             if line.startswith("model name")), "")  # fmt: skip
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def report(results: list[Result], *, quick: bool, rounds: int) -> dict[str, Any]:
+    host = machine()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "rounds": rounds,
+        "machine": host,
+        "summary": summarise(results, host["cores"]),
+        "results": results,
+    }
+
+
+def merged(previous: Path, fresh: list[Result]) -> list[Result]:
+    """``previous``'s results with ``fresh`` in place of those of the same names."""
+    if not previous.exists():
+        return fresh
+    names = {r["name"] for r in fresh}
+    before = json.loads(previous.read_text())
+    kept = [
+        {"measured_at": before.get("when"), **r}  # results from before measured_at existed
+        for r in before.get("results", [])
+        if r.get("name") not in names
+    ]
+    return kept + fresh
+
+
+def table(summary: Mapping[str, Any], cores: int, title: str) -> Table:
+    shown = Table(title=title)
+    for column in ("benchmark", f"result ({cores} cores)", "floor"):
+        shown.add_column(column)
+    for row in CONSOLE_ROWS:
+        floors = [(key, FLOORS[key]) for key in (item.key for item in row.items) if key in FLOORS]
+        marks = []
+        for key, (text, met) in floors:
+            value = summary.get(key)
+            ok = isinstance(value, int | float) and met(float(value))
+            marks.append(f"{'[green]' if ok else '[red]'}{text}[/]")
+        shown.add_row(row.title, cell(row, summary) or "[red]not measured[/]", "; ".join(marks))
+    return shown
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per benchmark (medians are reported)")
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, one round, not results")
+    parser.add_argument(
+        "--only", help=f"comma-separated benchmarks to run: {', '.join(b.name for b in BENCHMARKS)}"
+    )
+    parser.add_argument(
+        "--rounds", type=int, help="rounds per repeated benchmark, medians reported (default 3)"
+    )
+    parser.add_argument("--output", type=Path, help=f"default {RESULTS}, or {QUICK_RESULTS} with --quick")
     args = parser.parse_args()
-    console = Console()
-    with tempfile.TemporaryDirectory(prefix="cdp-bench-") as tmp:
-        cdp = CdpProcess(Path(tmp) / "data", free_port(), free_port(), free_port(), "bench-key")
-        with console.status("starting cdp up for the benchmarks..."):
-            cdp.start()
-        try:
-            with console.status("ingest: POST /v1/batch -> Kafka..."):
-                results: list[dict[str, object]] = [ingest.run(cdp, rounds=args.rounds)]
-        finally:
-            cdp.stop()
-        cdp = CdpProcess(Path(tmp) / "segments", free_port(), free_port(), free_port(), "bench-key")
-        with console.status("starting cdp up for the segment latency benchmark..."):
-            cdp.start()
-        try:
-            with console.status(
-                "segments: HTTP event -> membership transition on Kafka at 1,000 and 5,000 events/s..."
-            ):
-                results.append(segment_latency.run(cdp))
-        finally:
-            cdp.stop()
-    with console.status("identity graph: observe throughput and memory per identifier..."):
-        results.append(identity_graph.run(1_000_000))
-    with console.status("profile folding: apply throughput..."):
-        results.append(profile_fold.run(rounds=args.rounds))
-    with console.status(
-        "identity pipeline: cdp.events -> cdp.profiles through Kafka, 1 and 2 worker processes..."
-    ):
-        results.append(identity_pipeline.run(rounds=args.rounds))
-    with console.status("profile 360 lookup over HTTP with 100k profiles..."):
-        results.append(profile_lookup.run())
-    with console.status(
-        "analytics: customer value refresh (RFM, ABC, CLV) over 1M profiles and 10M events, daily KPI view..."
-    ):
-        results.append(analytics_refresh.run(rounds=args.rounds))
-    report = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
-        "results": results,
-    }
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    table = Table(title=f"cdp benchmarks ({os.cpu_count()} cores, medians of {args.rounds} rounds)")
-    for column in ("benchmark", "result", "floor", "detail"):
-        table.add_column(column)
-    for row in _rows(results):
-        table.add_row(*row)
-    console.print(table)
-    console.print(f"written to {args.output}")
-
-
-def _rows(results: list[dict[str, object]]) -> list[tuple[str, str, str, str]]:
-    by_name = {str(r["name"]): r for r in results}
-    rows = []
-    ing = by_name["ingest"]
-    ok = float(ing["events_per_s_median"]) >= float(ing["floor_events_per_s"])  # type: ignore[arg-type]
-    rows.append((
-        "ingest",
-        f"{ing['events_per_s_median']:,.0f} events/s  p50 {ing['request_p50_ms_median']:.1f} ms  "
-        f"p99 {ing['request_p99_ms_median']:.1f} ms",
-        f"{'[green]' if ok else '[red]'}{ing['floor_events_per_s']:,} events/s",
-        str(ing["description"]),
-    ))  # fmt: skip
-    graph = by_name["identity_graph"]
-    rows.append((
-        "identity graph",
-        f"{graph['observe_events_per_s_shop_stream']:,.0f} events/s (all new: {graph['observe_events_per_s_new']:,.0f}),"
-        f" {graph['bytes_per_identifier']:,.0f} B per identifier",
-        "",
-        str(graph["description"]),
-    ))  # fmt: skip
-    fold = by_name["profile_fold"]
-    rows.append((
-        "profile folding",
-        f"{fold['apply_events_per_s']:,.0f} events/s, snapshot median {fold['snapshot_bytes_median']:,} B",
-        "",
-        str(fold["description"]),
-    ))  # fmt: skip
-    lookup = by_name["profile_lookup"]
-    ok = float(lookup["p99_ms"]) < float(lookup["floor_p99_ms"])  # type: ignore[arg-type]
-    rows.append((
-        "profile 360 lookup",
-        f"p50 {lookup['p50_ms']:.1f} ms  p99 {lookup['p99_ms']:.1f} ms",
-        f"{'[green]' if ok else '[red]'}p99 < {lookup['floor_p99_ms']} ms",
-        str(lookup["description"]),
-    ))  # fmt: skip
-    analytics = by_name["analytics_refresh"]
-    refresh = analytics["refresh_seconds_median"]
-    ok = refresh is not None and float(refresh) < float(analytics["floor_refresh_s"])  # type: ignore[arg-type]
-    steps = analytics["refresh_step_seconds_median"]
-    kpi_recent, kpi_year = analytics["kpi_daily_30_days"], analytics["kpi_daily_year"]
-    if refresh is None:
-        shown = f"refresh failed: {str(analytics['refresh_error'])[:200]}"
-    else:
-        shown = (
-            f"refresh {refresh:.1f} s ("
-            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in steps.items())  # type: ignore[attr-defined]
-            + f"), {analytics['customers_scored']:,} customers; load {analytics['load_seconds']:.0f} s"
-        )
-    for label, kpi in (("30 days", kpi_recent), ("year", kpi_year)):
-        shown += (
-            f"; kpi_daily {label} "
-            + (f"p50 {kpi['p50_ms']:,.0f} ms p99 {kpi['p99_ms']:,.0f} ms" if "p50_ms" in kpi else "failed")  # type: ignore[operator,index]
-        )
-    rows.append((
-        "analytics refresh",
-        shown,
-        f"{'[green]' if ok else '[red]'}refresh < {analytics['floor_refresh_s']:.0f} s",
-        str(analytics["description"]),
-    ))  # fmt: skip
-    segments = by_name["segment_latency"]
-    for r in segments["rounds"]:  # type: ignore[attr-defined]
-        at_floor = r["rate_events_per_s"] == 1000
-        p99 = r["p99_s"]
-        ok = p99 is not None and (not at_floor or p99 < float(segments["floor_p99_s_at_1000"]))  # type: ignore[arg-type]
-        shown = (
-            "no transitions received"
-            if p99 is None
-            else (
-                f"p50 {r['p50_s'] * 1000:,.0f} ms  p99 {p99 * 1000:,.0f} ms "
-                f"({r['probes_received']}/{r['probes_sent']} probes)"
+    rounds = args.rounds or (1 if args.quick else 3)
+    output = args.output or (QUICK_RESULTS if args.quick else RESULTS)
+    chosen = list(BENCHMARKS)
+    if args.only:
+        wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = sorted(set(wanted) - {b.name for b in BENCHMARKS})
+        if unknown:
+            parser.error(
+                f"no benchmark named {', '.join(unknown)}; choose from {', '.join(b.name for b in BENCHMARKS)}"
             )
-        )
-        rows.append((
-            f"event -> segment transition at {r['rate_events_per_s']:,}/s",
-            shown,
-            f"{'[green]' if ok else '[red]'}p99 < {segments['floor_p99_s_at_1000']} s" if at_floor else "",
-            str(segments["description"]) if at_floor else "",
-        ))  # fmt: skip
-    pipeline = by_name["identity_pipeline"]
-    one = pipeline["events_per_s_1_worker_median"]
-    two = pipeline["events_per_s_2_workers_median"]
-    floor = pipeline["floor_events_per_s_per_worker"]
-    if one is None or two is None:
-        ok = False
-        shown = f"incomplete: {pipeline['complete_rounds']} of {pipeline['rounds']} rounds complete"
-    else:
-        ok = float(one) >= float(floor)  # type: ignore[arg-type]
-        shown = (
-            f"1 worker {one:,.0f} events/s, 2 worker processes {two:,.0f} events/s "
-            f"(ratio {pipeline['scaling_ratio_median']:.2f}); "
-            f"{pipeline['worker_cpu_us_per_event_1_worker_median']:.0f} us worker CPU per event"
-        )
-    rows.append((
-        "identity pipeline",
-        shown,
-        f"{'[green]' if ok else '[red]'}{floor:,} events/s per worker",
-        str(pipeline["description"]),
-    ))  # fmt: skip
-    return rows
+        chosen = [b for b in BENCHMARKS if b.name in wanted]
+    console = Console()
+    results: list[Result] = []
+    for benchmark in chosen:
+        with console.status(benchmark.status):
+            result = benchmark.run(args.quick, rounds)
+        results.append({**result, "measured_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    if args.only:
+        results = merged(output, results)
+    written = report(results, quick=args.quick, rounds=rounds)
+    output.write_text(json.dumps(written, indent=2, default=str) + "\n")
+    cores = written["machine"]["cores"]
+    kind = "quick smoke run, not results" if args.quick else f"medians of {rounds} rounds"
+    console.print(table(written["summary"], cores, f"cdp benchmarks ({cores} cores, {kind})"))
+    console.print(f"written to {output}")
 
 
 if __name__ == "__main__":

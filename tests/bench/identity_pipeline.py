@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import math
 import os
 import queue
@@ -256,6 +257,8 @@ class WorkerProcess:
         self.status: dict[str, Any] = {}
         self.started: dict[str, Any] = {}
         self.stopped: dict[str, Any] = {}
+        self.memory: dict[str, Any] = {}  # the latest answer to ``measure_memory``
+        self.memory_reports = 0
         self._reader = threading.Thread(target=self._read, args=(self._process.stdout,), daemon=True)
         self._reader.start()
 
@@ -280,6 +283,9 @@ class WorkerProcess:
                 self.started = payload
             elif kind == "stopped":
                 self.stopped = payload
+            elif kind == "memory":
+                self.memory = payload
+                self.memory_reports += 1
             elif kind == "exit" and not self.stopped:
                 raise RuntimeError(f"a worker process exited early, see its log:\n{self.log_tail()}")
 
@@ -299,6 +305,18 @@ class WorkerProcess:
         with contextlib.suppress(BrokenPipeError, OSError):
             self._process.stdin.write(command.encode() + b"\n")
             self._process.stdin.flush()
+
+    def measure_memory(self, timeout: float = 60.0) -> dict[str, Any]:
+        """The worker's resident memory and state sizes, measured by the worker itself (after ``go``)."""
+        before = self.memory_reports
+        self.tell("memory")
+        deadline = time.monotonic() + timeout
+        while self.memory_reports == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"a worker process did not report its memory within {timeout:.0f} s")
+            time.sleep(0.05)
+            self.pump()
+        return self.memory
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the worker to stop (faust stops, last flush, producer closed); kill it if it hangs."""
@@ -337,6 +355,24 @@ def _counters(worker: Any) -> dict[str, Any]:
     return {name: getattr(worker, name, None) for name in names}
 
 
+def resident_bytes() -> int:
+    """This process's resident set size (Linux ``/proc/self/statm``)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def _memory(worker: Any) -> dict[str, Any]:
+    """What ``measure_memory`` reports: RSS after a full garbage collection, and how much state the
+    worker holds (live profiles of its fold partitions, identifiers in its graph stage)."""
+    gc.collect()
+    graph = worker.graph_stage
+    return {
+        "rss_bytes": resident_bytes(),
+        "live_profiles": len(worker.fold_stage.live),
+        "identifiers": graph.graph.stats().identifiers if graph is not None else 0,
+    }
+
+
 async def serve(bootstrap: str, app_id: str, partitions: int) -> None:
     """The worker process: build, wait for ``go``, start, report counters, stop on ``stop``/EOF."""
     from services.core.kafka.producer import AsyncProducer
@@ -354,10 +390,16 @@ async def serve(bootstrap: str, app_id: str, partitions: int) -> None:
             return
         cpu = time.process_time()
         _say("started", {"at": time.time(), "start_s": time.time() - began})
-        stop = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))
-        while not stop.done():
+        command = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))
+        while True:
             _say("status", _counters(worker))
-            await asyncio.wait({stop}, timeout=0.25)
+            await asyncio.wait({command}, timeout=0.25)
+            if not command.done():
+                continue
+            if command.result().strip() != "memory":
+                break  # "stop", or the benchmark went away (EOF)
+            _say("memory", _memory(worker))
+            command = asyncio.ensure_future(asyncio.to_thread(sys.stdin.readline))
         cpu = time.process_time() - cpu  # CPU seconds of all its threads from go to stop
         await worker.stop()
         _say("stopped", {**_counters(worker), "cpu_s": cpu})

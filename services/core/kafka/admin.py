@@ -9,7 +9,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from schemas.topics import TopicSpec
+from schemas.topics import IDENTITY_TOPICS, PLATFORM_TOPICS, SEGMENT_TOPICS, TopicSpec
 from services.core.kafka.exceptions import BrokerError
 from services.core.kafka.producer import KAFKA_LOG
 
@@ -55,3 +55,10 @@ def ensure_topics(
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BrokerError(f"cannot create topic {name}: {exc}") from exc
     return created
+
+
+def ensure_platform_topics(bootstrap: str, partitions: int, replication: int) -> list[str]:
+    """Every topic the platform's services read or write (idempotent; ``cdp up``, ``cdp run
+    broker`` and ``cdp run ingest`` call it at start)."""
+    every = PLATFORM_TOPICS + IDENTITY_TOPICS + SEGMENT_TOPICS
+    return ensure_topics(bootstrap, every, partitions, replication)

@@ -112,6 +112,20 @@ class TansuBroker:
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def exited(self) -> int | None:
+        """The exit code of a broker that was started and has died (None while it runs or was stopped)."""
+        return None if self._process is None else self._process.poll()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """A new life on the same address after the broker died: a new cluster id and no topics.
+        The port may take a moment to be free again."""
+        self.stop()
+        self.cluster_id = f"cdp-{uuid.uuid4().hex[:12]}"
+        deadline = time.monotonic() + timeout
+        while not port_is_free(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.start()
+
     def stop(self, grace: float = 1.0) -> None:
         """Stop the broker. It holds nothing on disk, so after a short grace period it is killed:
         with clients still connected, Tansu lingers for seconds after SIGTERM."""

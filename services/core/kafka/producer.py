@@ -70,7 +70,9 @@ class _DeliveryGroup:
 
 class AsyncProducer:
     def __init__(self, bootstrap: str, **overrides: Any) -> None:
-        self._producer = Producer(producer_config(bootstrap, **overrides))
+        self._config = producer_config(bootstrap, **overrides)
+        self._producer = Producer(self._config)
+        self._unavailable: str | None = None
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll_forever, name="kafka-delivery", daemon=True)
         self._poller.start()
@@ -90,6 +92,7 @@ class AsyncProducer:
     async def _produce_all(self, items: Sequence[tuple[str, bytes | None, dict[str, Any]]]) -> None:
         if not items:
             return
+        self._refuse_if_unavailable()
         group = _DeliveryGroup(asyncio.get_running_loop(), len(items))
         callback = group.on_delivery
         produce = self._producer.produce
@@ -101,7 +104,25 @@ class AsyncProducer:
                 except BufferError:
                     # Local queue full: Kafka is slower than intake. Wait for room (backpressure).
                     await asyncio.sleep(0.005)
+                    self._refuse_if_unavailable()
         await group.future
+
+    def _refuse_if_unavailable(self) -> None:
+        if self._unavailable is not None:
+            raise ProduceError(self._unavailable)
+
+    def suspend(self, reason: str) -> None:
+        """Refuse every send with ProduceError(``reason``) and fail the records not yet acknowledged
+        (their senders get ProduceError too): the broker is gone. ``resume`` connects again."""
+        self._unavailable = reason
+        old = self._producer
+        old.purge(in_queue=True, in_flight=True, blocking=False)
+        old.flush(5.0)  # serves the delivery reports: acknowledged ones succeed, purged ones fail
+
+    def resume(self) -> None:
+        """Connect anew (to a new broker on the same address) and accept sends again."""
+        self._producer = Producer(self._config)
+        self._unavailable = None
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush what is queued and stop; returns the number of records that could not be sent."""

@@ -7,6 +7,7 @@ read while they are being assigned, so quiet is what proves the end.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -14,6 +15,8 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from services.core.kafka.producer import KAFKA_LOG
+
+log = logging.getLogger(__name__)
 
 QUIET_SECONDS = 1.0
 
@@ -29,7 +32,8 @@ def read_records(
     """The JSON records of the given topic partitions from the given offsets, read until they stay
     quiet (end offsets are only a lower bound on some brokers). ``with_offsets``: each as
     ``{partition, offset, value}``. ``with_keys``: each as ``{key, partition, offset, value}``,
-    tombstones included (``value`` None, ``key`` the text key)."""
+    tombstones included (``value`` None, ``key`` the text key). A value that is no JSON object is left out
+    (and counted in a warning): something other than the platform wrote it."""
     records: list[dict[str, Any]] = []
     if not starts:
         return records
@@ -37,6 +41,7 @@ def read_records(
         "bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
         "isolation.level": "read_committed", "logger": KAFKA_LOG,
     })  # fmt: skip
+    unreadable = 0
     try:
         consumer.assign([TopicPartition(topic, p, offset) for (topic, p), offset in starts.items()])
         quiet_since = time.monotonic()
@@ -47,28 +52,41 @@ def read_records(
             messages = consumer.consume(10_000, 0.2)
             for message in messages:
                 value = message.value()
-                if with_keys and message.error() is None:
+                if message.error() is not None or not (value or with_keys):
+                    continue
+                decoded = _object(value) if value else None
+                if value and decoded is None:
+                    unreadable += 1  # not written by the platform: its consumer dead-letters it
+                    continue
+                if with_keys:
                     key = message.key()
                     records.append({
                         "key": key.decode() if key is not None else None,
                         "partition": message.partition(),
                         "offset": message.offset(),
-                        "value": orjson.loads(value) if value else None,
+                        "value": decoded,
                     })  # fmt: skip
-                elif message.error() is None and value:
-                    record = orjson.loads(value)
-                    if with_offsets:
-                        record = {
-                            "partition": message.partition(),
-                            "offset": message.offset(),
-                            "value": record,
-                        }
-                    records.append(record)
+                elif with_offsets:
+                    records.append(
+                        {"partition": message.partition(), "offset": message.offset(), "value": decoded}
+                    )
+                elif decoded is not None:
+                    records.append(decoded)
             if messages:
                 quiet_since = time.monotonic()
     finally:
         consumer.close()
+    if unreadable:
+        log.warning("read back %s: skipped %d records that are no JSON object", sorted(starts), unreadable)
     return records
+
+
+def _object(value: bytes) -> dict[str, Any] | None:
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def start_offsets(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -15,6 +16,12 @@ from services.core.warehouse.port import QueryParameters, WarehouseError, Wareho
 from services.core.warehouse.sql_text import qualified_table
 
 _T = TypeVar("_T")
+
+# Every failed request would log a warning or two of the HTTP client's own (a dropped connection, a
+# retry) on top of the error this adapter raises; the callers report failures themselves, once per
+# outage (services/core/failure_log.py). Errors of the client still show.
+for _noisy in ("clickhouse_connect.driver", "urllib3.connectionpool"):
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 
 def _client_options(url: str) -> dict[str, Any]:

@@ -111,3 +111,15 @@ def apply_migrations(warehouse: Warehouse, ddl_dir: Path | None = None) -> list[
         )
         applied.append(migration.name)
     return applied
+
+
+def missing_migrations(warehouse: Warehouse, ddl_dir: Path | None = None) -> list[str]:
+    """The migrations not recorded as applied (all of them when there is no bookkeeping table yet)."""
+    migrations = load_migrations(ddl_dir or default_ddl_dir())
+    db = _database_sql_name(warehouse.database)
+    try:
+        rows = warehouse.query(f"SELECT version FROM {db}.schema_migrations")
+    except WarehouseError:
+        return [migration.name for migration in migrations]
+    recorded = {int(version) for (version,) in rows}
+    return [migration.name for migration in migrations if migration.version not in recorded]

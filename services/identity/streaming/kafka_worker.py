@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -40,10 +41,13 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from schemas import topics
+from services.core.failure_log import FailureLog
 from services.core.kafka.batches import ndjson_batches, split_lines
 from services.core.kafka.faust_app import worker_app
+from services.core.kafka.lag import GroupPositions, LagMonitor, LagWatch
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer, PartitionedRecord, Record
 from services.core.kafka.read_back import QUIET_SECONDS, read_records, start_offsets
+from services.core.log_hygiene import error_summary
 from services.core.metrics import IdentityMetrics
 from services.identity.domain import IdentifierRules, IdentityGraph, LinkLimits
 from services.identity.domain.identifiers import DEFAULT_RULES
@@ -51,7 +55,7 @@ from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.forwarder import Forwarder
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.observations import apply_observation
-from services.identity.streaming.records import Kind, OutRecord, Topic
+from services.identity.streaming.records import Kind, OutRecord, Topic, is_profile_record
 from services.identity.streaming.restore import GraphRestorer, load_observation
 from services.identity.streaming.simulation import partition_of
 from services.privacy.hashing import IdentifierHasher
@@ -132,7 +136,8 @@ def read_latest_profiles(bootstrap: str, partitions: set[int]) -> dict[str, dict
     for record in read_records(bootstrap, starts, group=group, with_keys=True):
         value, key = record["value"], record["key"]
         if value is not None:
-            latest[value["profileId"]] = value
+            if is_profile_record(value):  # else not the worker's: the segment processor dead-letters it
+                latest[value["profileId"]] = value
         elif key is not None:
             before = latest.get(key)
             latest[key] = {"profileId": key, "erased": True, "version": before["version"] if before else 0}
@@ -174,6 +179,9 @@ class IdentityWorker:
         )  # fmt: skip
         self._suppressions = suppressions
         self._suppression_seconds = suppression_seconds
+        self._suppression_failures = FailureLog(
+            log, "identity graph: reloading the suppression list", "keeping the current one, retrying"
+        )
         if hasher is None:
             log.warning(
                 "identity worker without a privacy hash key (CDP_PRIVACY_HASH_KEY): events of erased "
@@ -195,11 +203,14 @@ class IdentityWorker:
         self._processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset
         self._watermarks: Consumer | None = None
         self._commits: Consumer | None = None
+        self._clients_lock = threading.Lock()
+        self._lag: LagWatch | None = None
         self._graph_offset = 0  # the observations offset the graph stage's state is at
         self._last_activity = time.monotonic()
         self._forwarder = Forwarder(
-            bootstrap, f"{app_id}-forward", session_timeout_ms=int(session_timeout * 1000)
-        )
+            bootstrap, f"{app_id}-forward", session_timeout_ms=int(session_timeout * 1000),
+            dead_letters=metrics.dlq_messages if metrics is not None else None,
+        )  # fmt: skip
         self.observations_decided = 0
         self.records_folded = 0
         self.resolved_sent = 0  # records this worker produced to the resolved topic
@@ -237,10 +248,6 @@ class IdentityWorker:
         async def on_assigned(_app: Any, assigned: set[Any], **_kwargs: Any) -> None:
             self._reassign({tp.partition for tp in assigned if tp.topic == topics.IDENTITY_RESOLVED})
 
-        @app.timer(5.0)  # type: ignore[untyped-decorator]
-        async def report_lag() -> None:
-            await asyncio.to_thread(self._report_lag)
-
         if self._suppressions is not None:
 
             @app.timer(self._suppression_seconds)  # type: ignore[untyped-decorator]
@@ -248,10 +255,12 @@ class IdentityWorker:
                 await self._reload_suppressions()
 
         self._app = app
-        if self._metrics is not None:  # the series exist from the start; the timer fills them in
+        if self._metrics is not None:  # the series exist from the start; the lag monitor fills them in
             series = [(self._forwarder.group, topics.EVENTS), *((self._app_id, t) for t in INPUTS)]
-            for group, topic in series:
-                self._metrics.consumer_lag.labels(group, topic).set(0)
+            self._lag = LagMonitor.watch(
+                self._bootstrap, self._lag_positions, self._metrics.consumer_lag,
+                self._metrics.consumer_lag_seconds, series,
+            )  # fmt: skip
         self._forwarder.start()  # its group join overlaps faust's start
         await app.start()
         self._last_activity = time.monotonic()
@@ -276,9 +285,10 @@ class IdentityWorker:
             return
         try:
             hashes = await asyncio.to_thread(load)
-        except Exception:
-            log.warning("identity graph: cannot reload the suppression list; keeping the current one")
+        except Exception as exc:
+            self._suppression_failures.failed(error_summary(exc))
             return
+        self._suppression_failures.succeeded()
         if self.graph_stage is stage:  # not replaced by a rebuild meanwhile (it loads its own)
             stage.suppress(hashes)
 
@@ -357,8 +367,14 @@ class IdentityWorker:
         started = time.monotonic()
         latest = read_latest_profiles(self._bootstrap, partitions)
         self.fold_stage.forget(lambda pid: partition_of(pid, self._partitions) not in partitions)
+        unloadable = 0
         for record in latest.values():
-            self.fold_stage.load(record)
+            try:
+                self.fold_stage.load(record)
+            except (KeyError, TypeError, ValueError):
+                unloadable += 1  # a record the identity worker did not write: never its state
+        if unloadable:
+            log.warning("identity fold: skipped %d cdp.profiles records that are no profile", unloadable)
         self._pending_loads -= partitions
         self.profiles_loaded += len(latest)
         log.info(
@@ -374,52 +390,70 @@ class IdentityWorker:
 
     # -- progress -----------------------------------------------------------------------------------
 
+    def _clients(self) -> tuple[Consumer, Consumer]:
+        """Consumers that read the forward group's commits (and watermarks) and the worker group's."""
+        with self._clients_lock:
+            if self._watermarks is None:
+                self._watermarks = Consumer({
+                    "bootstrap.servers": self._bootstrap,
+                    "group.id": self._forwarder.group,  # only to read the forward group's commits
+                    "logger": KAFKA_LOG,
+                })  # fmt: skip
+            if self._commits is None:
+                self._commits = Consumer({
+                    "bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG,
+                })  # fmt: skip
+            return self._watermarks, self._commits
+
+    def _positions(self) -> dict[tuple[str, int], int]:
+        """The next offset not yet processed on every input partition this worker owns, and on
+        every ``cdp.events`` partition the next one the forward group has not forwarded."""
+        app = self._app
+        if app is None:
+            return {}
+        watermarks, commits = self._clients()
+        owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment()]
+        owned = [tp for tp in owned if tp.topic in INPUTS]
+        # A partition taken over from another worker starts where the group committed it.
+        committed = {(c.topic, c.partition): c.offset for c in commits.committed(owned, timeout=5)}
+        positions = {}
+        for tp in owned:
+            key = (tp.topic, tp.partition)
+            positions[key] = max(self._processed.get(key, 0), committed.get(key, 0))
+        metadata = watermarks.list_topics(topics.EVENTS, timeout=5).topics[topics.EVENTS]
+        events = [TopicPartition(topics.EVENTS, p) for p in metadata.partitions]
+        for forwarded in watermarks.committed(events, timeout=5):
+            positions[(topics.EVENTS, forwarded.partition)] = max(forwarded.offset, 0)
+        return positions
+
     def _lags(self) -> dict[tuple[str, int], int]:
         """Records not yet processed on every input partition this worker owns, and on every
         ``cdp.events`` partition not yet forwarded by the forward group (a lower bound: some
         brokers report end offsets too low)."""
-        if self._app is None:
+        positions = self._positions()
+        if not positions:
             return {}
-        if self._watermarks is None:
-            self._watermarks = Consumer({
-                "bootstrap.servers": self._bootstrap,
-                "group.id": self._forwarder.group,  # only to read the forward group's commits
-                "logger": KAFKA_LOG,
-            })  # fmt: skip
-        if self._commits is None:
-            self._commits = Consumer({
-                "bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG,
-            })  # fmt: skip
-        watermarks = self._watermarks
-        owned = [TopicPartition(tp.topic, tp.partition) for tp in self._app.consumer.assignment()]
-        owned = [tp for tp in owned if tp.topic in INPUTS]
-        # A partition taken over from another worker starts where the group committed it.
-        committed = {(c.topic, c.partition): c.offset for c in self._commits.committed(owned, timeout=5)}
-        lags = {}
-        for tp in owned:
-            key = (tp.topic, tp.partition)
-            _low, high = watermarks.get_watermark_offsets(tp, timeout=5)
-            done = max(self._processed.get(key, 0), committed.get(key, 0))
-            lags[key] = max(0, high - done)
-        metadata = watermarks.list_topics(topics.EVENTS, timeout=5).topics[topics.EVENTS]
-        events = [TopicPartition(topics.EVENTS, p) for p in metadata.partitions]
-        for forwarded in watermarks.committed(events, timeout=5):
-            _low, high = watermarks.get_watermark_offsets(forwarded, timeout=5)
-            lags[(topics.EVENTS, forwarded.partition)] = max(0, high - max(forwarded.offset, 0))
-        return lags
+        watermarks, _commits = self._clients()
+        return {
+            key: max(0, watermarks.get_watermark_offsets(TopicPartition(*key), timeout=5)[1] - done)
+            for key, done in positions.items()
+        }
 
-    def _report_lag(self) -> None:
-        if self._metrics is None:
-            return
-        try:
-            totals: dict[str, int] = dict.fromkeys(INPUTS, 0)
-            for (topic, _partition), lag in self._lags().items():
-                totals[topic] = totals.get(topic, 0) + lag
-            for topic, lag in totals.items():
-                group = self._forwarder.group if topic == topics.EVENTS else self._app_id
-                self._metrics.consumer_lag.labels(group, topic).set(lag)
-        except Exception:  # informational only
-            log.debug("identity lag report failed", exc_info=True)
+    def _lag_positions(self) -> list[GroupPositions]:
+        """For the lag monitor. The forward group's lag (every ``cdp.events`` partition) is reported
+        by the worker that runs the graph stage only, one at a time, so that the series of several
+        workers add up like those of the worker group (each its own partitions)."""
+        mine: dict[str, dict[int, int]] = {topic: {} for topic in INPUTS}
+        forwarded: dict[int, int] = {}
+        for (topic, partition), done in self._positions().items():
+            if topic == topics.EVENTS:
+                forwarded[partition] = done
+            else:
+                mine[topic][partition] = done
+        entries = [GroupPositions(self._app_id, topic, done) for topic, done in mine.items()]
+        if mine[topics.IDENTITY_OBSERVATIONS]:
+            entries.append(GroupPositions(self._forwarder.group, topics.EVENTS, forwarded))
+        return entries
 
     async def drain(self, within: float = 30.0) -> bool:
         """Wait until everything on the inputs this worker owns is processed (clean shutdown): no
@@ -438,6 +472,9 @@ class IdentityWorker:
         return False
 
     async def stop(self) -> None:
+        if self._lag is not None:
+            await asyncio.to_thread(LagMonitor.unwatch, self._bootstrap, self._lag)
+            self._lag = None
         await asyncio.to_thread(self._forwarder.stop)
         if self._app is not None:
             await self._app.stop()

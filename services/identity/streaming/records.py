@@ -15,6 +15,7 @@ after an ``erased`` record that holds no personal data.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
@@ -341,6 +342,26 @@ def is_erased_profile(value: bytes | None) -> bool:
     """A ``cdp.profiles`` value that is no profile: a tombstone (null) or an ``erased`` record.
     Checked on the first bytes only: a live record's traits come long after its first 96 bytes."""
     return value is None or value.find(_ERASED_MARK, 0, 96) >= 0
+
+
+_POSITION = re.compile(rb',"position":(-?\d+)')
+
+
+def stored_position(value: bytes) -> int | None:
+    """The graph position of an ``event`` or ``unresolved`` record, read from its bytes. Every field
+    before ``position`` in those records is a scalar, and a JSON string cannot hold an unescaped
+    quote, so the first match is the record's own position."""
+    found = _POSITION.search(value, 0, 512)
+    return int(found.group(1)) if found else None
+
+
+def is_profile_record(value: Any) -> bool:
+    """A decoded ``cdp.profiles`` value that names a profile and its version: what every reader of
+    the topic relies on. Anything else was not written by the identity worker."""
+    if not isinstance(value, dict):
+        return False
+    profile_id, version = value.get("profileId"), value.get("version")
+    return isinstance(profile_id, str) and bool(profile_id) and type(version) is int
 
 
 def retired_profile_record(profile_id: str, stamp: ProfileStamp, merged_into: str | None) -> OutRecord:

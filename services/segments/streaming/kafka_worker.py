@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,13 +44,18 @@ from confluent_kafka import Consumer, TopicPartition
 from schemas import topics
 from schemas.topics import TopicSpec
 from services.analytics.store import latest_refresh_id, values_of_partitions
+from services.core.failure_log import FailureLog
 from services.core.kafka.admin import ensure_topics
+from services.core.kafka.dead_letters import topic_dead_letter
 from services.core.kafka.faust_app import worker_app
+from services.core.kafka.lag import GroupPositions, LagMonitor, LagWatch
 from services.core.kafka.producer import KAFKA_LOG, AsyncProducer
 from services.core.kafka.read_back import QUIET_SECONDS, read_records, start_offsets
+from services.core.log_hygiene import error_summary
 from services.core.metrics import SegmentMetrics
 from services.core.warehouse.port import Warehouse
 from services.identity.streaming.kafka_worker import received_age
+from services.identity.streaming.records import is_profile_record
 from services.identity.streaming.simulation import partition_of
 from services.segments.domain.definition import SegmentCatalog
 from services.segments.domain.membership import Reason
@@ -69,6 +75,8 @@ BACKFILL_CHUNK = 2000
 # Transitions re-read at a restart, per partition and topic, beyond what the state topic says: more
 # than one batch can publish (batch size x segments x 2 flags).
 TRANSITION_TAIL = 100_000
+MALFORMED_JSON = "malformed_json"
+INVALID_PROFILE = "invalid_profile"
 
 
 def now_micros() -> int:
@@ -117,8 +125,17 @@ class SegmentWorker:
         self._values_refresh = 0  # the customer value refresh whose attributes the profiles hold
         self._last_activity = time.monotonic()
         self._watermarks: Consumer | None = None
+        self._watermarks_lock = threading.Lock()
+        self._lag_watch: LagWatch | None = None
         self._evaluations_reported = 0
+        self._catalog_failures = FailureLog(
+            log, "segments: reading the segment definitions", "keeping the current ones, retrying"
+        )
+        self._values_failures = FailureLog(
+            log, "segments: reading the customer value refreshes", "keeping the current values, retrying"
+        )
         self.transitions_published = 0
+        self.dead_lettered = 0
         self.profiles_loaded = 0
         self.catalog_loaded = asyncio.Event()
 
@@ -143,15 +160,17 @@ class SegmentWorker:
                 async with self._lock:
                     await self._load_pending()
                     outputs = []
+                    letters: list[tuple[str, bytes]] = []
                     for event in batch:
                         value = event.value
                         if value:
-                            output = self.processor.profile(orjson.loads(value))
+                            output = self._evaluate(event.message, bytes(value), letters)
                             if output is not None:
                                 outputs.append(output)
                         elif event.key:  # a tombstone: the profile was erased
                             self.processor.deleted(bytes(event.key).decode())
                     await self._publish(outputs)
+                    await self._dead_letter(letters)
                 for event in batch:
                     message = event.message
                     self._processed[message.partition] = message.offset + 1
@@ -172,11 +191,14 @@ class SegmentWorker:
 
         @app.timer(5.0)  # type: ignore[untyped-decorator]
         async def report() -> None:
-            await asyncio.to_thread(self._report_lag)
+            self._update_sizes()
 
         self._app = app
-        if self._metrics is not None:
-            self._metrics.consumer_lag.labels(self._app_id, topics.PROFILES).set(0)
+        if self._metrics is not None:  # the lag monitor's thread measures the lag
+            self._lag_watch = LagMonitor.watch(
+                self._bootstrap, self._lag_positions, self._metrics.consumer_lag,
+                self._metrics.consumer_lag_seconds, [(self._app_id, topics.PROFILES)],
+            )  # fmt: skip
         await app.start()
 
     def is_ready(self) -> bool:
@@ -199,6 +221,9 @@ class SegmentWorker:
         return False
 
     async def stop(self) -> None:
+        if self._lag_watch is not None:
+            await asyncio.to_thread(LagMonitor.unwatch, self._bootstrap, self._lag_watch)
+            self._lag_watch = None
         if self._app is not None:
             await self._app.stop()
             self._app = None
@@ -229,11 +254,10 @@ class SegmentWorker:
     async def _refresh_catalog(self) -> None:
         try:
             catalog = await asyncio.to_thread(read_catalog, self._warehouse)
-        except Exception:
-            log.warning(
-                "segments: cannot read the segment definitions; keeping the current ones", exc_info=True
-            )
+        except Exception as exc:
+            self._catalog_failures.failed(error_summary(exc))
             return
+        self._catalog_failures.succeeded()
         current = self.processor.catalog
         if [(s.id, s.version) for s in catalog.all()] == [(s.id, s.version) for s in current.all()]:
             self.catalog_loaded.set()
@@ -250,9 +274,10 @@ class SegmentWorker:
         """After a customer value refresh: its attributes join the profiles held here."""
         try:
             latest = await asyncio.to_thread(latest_refresh_id, self._warehouse)
-        except Exception:
-            log.warning("segments: cannot read the customer value refreshes", exc_info=True)
+        except Exception as exc:
+            self._values_failures.failed(error_summary(exc))
             return
+        self._values_failures.succeeded()
         if latest is None or latest <= self._values_refresh:
             return
         async with self._lock:
@@ -428,10 +453,53 @@ class SegmentWorker:
             if offset >= bounds[partition]:
                 continue
             if value is not None:
-                latest[value["profileId"]] = value
+                if is_profile_record(value):  # else dead-lettered when it was first met
+                    latest[value["profileId"]] = value
             elif key is not None:
                 latest[key] = {"profileId": key, "tombstone": True}
         return list(latest.values())
+
+    def _evaluate(self, message: Any, value: bytes, letters: list[tuple[str, bytes]]) -> Output | None:
+        """Evaluate one ``cdp.profiles`` value; one that is no profile (written to the topic by
+        something other than the identity worker) is added to ``letters`` instead."""
+        try:
+            record = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            letters.append(self._letter(message, value, MALFORMED_JSON, f"not JSON: {exc}"))
+            return None
+        if not is_profile_record(record):
+            letters.append(self._letter(message, value, INVALID_PROFILE, "no profileId and integer version"))
+            return None
+        try:
+            return self.processor.profile(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            letters.append(self._letter(message, value, INVALID_PROFILE, f"{type(exc).__name__}: {exc}"))
+            return None
+
+    @staticmethod
+    def _letter(message: Any, value: bytes, reason: str, detail: str) -> tuple[str, bytes]:
+        letter = topic_dead_letter(
+            value, reason, detail, topic=topics.PROFILES, partition=message.partition, offset=message.offset
+        )
+        return reason, letter
+
+    async def _dead_letter(self, letters: list[tuple[str, bytes]]) -> None:
+        """Write ``letters`` to ``cdp.events.dlq`` before the batch is committed (at least once)."""
+        if not letters:
+            return
+        assert self._producer is not None
+        await self._producer.send([(topics.EVENTS_DLQ, None, letter) for _, letter in letters])
+        self.dead_lettered += len(letters)
+        reasons: dict[str, int] = {}
+        for reason, _ in letters:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        for reason, count in reasons.items():
+            if self._metrics is not None:
+                self._metrics.dlq_messages.labels(reason).inc(count)
+            log.warning(
+                "segments: %d records on %s are no profile (%s): written to %s",
+                count, topics.PROFILES, reason, topics.EVENTS_DLQ,
+            )  # fmt: skip
 
     # -- output -------------------------------------------------------------------------------------
 
@@ -477,29 +545,35 @@ class SegmentWorker:
 
     # -- lag ----------------------------------------------------------------------------------------
 
-    def _lag(self) -> int:
+    def _positions(self) -> dict[int, int]:
+        """The next ``cdp.profiles`` offset not yet evaluated, per partition this worker owns."""
         app = self._app
         if app is None:
-            return 0
-        if self._watermarks is None:
-            self._watermarks = Consumer({
-                "bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG,
-            })  # fmt: skip
+            return {}
+        with self._watermarks_lock:
+            if self._watermarks is None:
+                self._watermarks = Consumer({
+                    "bootstrap.servers": self._bootstrap, "group.id": self._app_id, "logger": KAFKA_LOG,
+                })  # fmt: skip
+            watermarks = self._watermarks
         owned = [TopicPartition(tp.topic, tp.partition) for tp in app.consumer.assignment()]
         owned = [tp for tp in owned if tp.topic == topics.PROFILES]
-        committed = {c.partition: c.offset for c in self._watermarks.committed(owned, timeout=5)}
-        lag = 0
-        for tp in owned:
-            _low, high = self._watermarks.get_watermark_offsets(tp, timeout=5)
-            done = max(self._processed.get(tp.partition, 0), committed.get(tp.partition, 0))
-            lag += max(0, high - done)
-        return lag
+        committed = {c.partition: c.offset for c in watermarks.committed(owned, timeout=5)}
+        return {
+            tp.partition: max(self._processed.get(tp.partition, 0), committed.get(tp.partition, 0))
+            for tp in owned
+        }
 
-    def _report_lag(self) -> None:
-        if self._metrics is None:
-            return
-        try:
-            self._metrics.consumer_lag.labels(self._app_id, topics.PROFILES).set(self._lag())
-        except Exception:
-            log.debug("segments lag report failed", exc_info=True)
-        self._update_sizes()
+    def _lag(self) -> int:
+        """Records not yet evaluated (a lower bound: some brokers report end offsets too low)."""
+        positions = self._positions()
+        if not positions or self._watermarks is None:
+            return 0
+        watermarks = self._watermarks
+        return sum(
+            max(0, watermarks.get_watermark_offsets(TopicPartition(topics.PROFILES, p), timeout=5)[1] - done)
+            for p, done in positions.items()
+        )
+
+    def _lag_positions(self) -> list[GroupPositions]:
+        return [GroupPositions(self._app_id, topics.PROFILES, self._positions())]

@@ -1,0 +1,77 @@
+"""What runs around a worker in ``cdp run identity|segments``: its topic sinks, the heartbeat of
+its event loop and the ``/metrics``, ``/healthz``, ``/readyz`` server on CDP_METRICS_PORT."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from services.core.health import Heartbeat, KafkaProbe, serve_health
+from services.core.settings import Settings
+from services.core.topic_sink import TopicSink
+from services.core.warehouse.http_endpoint import RunningServer
+from services.core.warehouse.port import Warehouse
+
+SCHEMA_WAIT_SECONDS = 60.0
+"""How long a worker waits at start for ``cdp run ingest`` (or ``warehouse``) to apply the migrations."""
+
+
+class WorkerHost:
+    def __init__(
+        self,
+        settings: Settings,
+        bootstrap: str,
+        warehouse: Warehouse,
+        registry: CollectorRegistry,
+        sinks: list[TopicSink],
+        on_step: Callable[[str], None],
+    ) -> None:
+        self._settings = settings
+        self._bootstrap = bootstrap
+        self._warehouse = warehouse
+        self._registry = registry
+        self.sinks = sinks
+        self._on_step = on_step
+        self._heartbeat = Heartbeat()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._server: RunningServer | None = None
+        self._worker_running = False
+
+    def start(self) -> None:
+        """Serve health and metrics (when CDP_METRICS_PORT / --metrics-port is set) and start the sinks."""
+        self._heartbeat_task = asyncio.create_task(self._heartbeat.run(), name="heartbeat")
+        port, host = self._settings.metrics_port, self._settings.http_host
+        if port:
+            kafka = KafkaProbe(self._bootstrap)
+            readiness: dict[str, Callable[[], bool]] = {
+                "worker": lambda: self._worker_running,
+                "kafka": kafka.reachable,
+                "warehouse": self._warehouse.ping,
+            }
+            if self.sinks:
+                readiness["sinks"] = lambda: all(sink.is_alive() for sink in self.sinks)
+            self._server = serve_health(host, port, self._registry, self._heartbeat.alive, readiness)
+            self._on_step(f"metrics on http://{host}:{port}/metrics (health: /healthz, /readyz)")
+        for sink in self.sinks:
+            sink.start()
+        if self.sinks:
+            self._on_step(f"{len(self.sinks)} topic sinks writing to the warehouse")
+
+    def worker_started(self) -> None:
+        self._worker_running = True
+
+    def worker_stopping(self) -> None:
+        self._worker_running = False
+
+    async def stop(self) -> None:
+        """Drain the sinks (what the worker wrote before its stop reaches the warehouse), stop serving."""
+        self._worker_running = False
+        await asyncio.gather(*(asyncio.to_thread(sink.stop) for sink in self.sinks))
+        if self.sinks:
+            self._on_step("sinks drained and committed")
+        if self._server is not None:
+            await asyncio.to_thread(self._server.stop)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
