@@ -252,6 +252,41 @@ def run_service(
         raise _fail(str(exc)) from None
 
 
+@app.command()
+def migrate(
+    data_dir: DataDir = None,
+    clickhouse_port: Annotated[
+        int | None, typer.Option(help="This machine's ClickHouse endpoint, if CDP_CLICKHOUSE_URL is unset")
+    ] = None,
+) -> None:
+    """Apply the warehouse migrations not yet applied, then exit (a deploy job before the services).
+
+    Services started with CDP_MIGRATE_ON_START=false wait for it instead of migrating themselves.
+    """
+    from services.core.service_links import ServiceStartError, warehouse_url
+    from services.core.warehouse.connect_adapter import ConnectWarehouse
+    from services.core.warehouse.port import WarehouseError
+    from services.core.warehouse.setup import prepare_warehouse
+
+    settings = _settings(data_dir=data_dir, clickhouse_http_port=clickhouse_port)
+    try:
+        warehouse = ConnectWarehouse(warehouse_url(settings), settings.clickhouse_database)
+    except ServiceStartError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        if not warehouse.ping():
+            raise _fail(
+                "the warehouse does not answer: check CDP_CLICKHOUSE_URL (or start 'cdp run warehouse')"
+            )
+        applied = prepare_warehouse(warehouse, settings, _print_step)
+    except WarehouseError as exc:
+        raise _fail(f"migration failed: {exc}") from None
+    finally:
+        warehouse.close()
+    if not applied:
+        _print_step(f"the schema of {settings.clickhouse_database} is up to date: nothing to apply")
+
+
 def _print_step(step: str) -> None:
     """One line per step, unwrapped: a URL or variable in it can be copied (or parsed) as printed."""
     console.print(step, soft_wrap=True, markup=False, highlight=False)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -240,10 +240,17 @@ def refresh_status(warehouse: Warehouse, refresh_id: int | None = None) -> dict[
     }
 
 
-def interrupt_running(warehouse: Warehouse) -> list[int]:
-    """Mark refreshes a stopped process left running as failed and drop what they wrote."""
+def interrupt_running(warehouse: Warehouse, older_than: timedelta | None = None) -> list[int]:
+    """Mark refreshes a stopped process left running as failed and drop what they wrote.
+
+    ``older_than``: only those whose last step is longer ago than that (several replicas share the
+    table: a refresh with a recent step may be running in another replica)."""
     db = warehouse.database
-    rows = warehouse.query_dicts(f"SELECT * FROM {db}.analytics_refreshes FINAL WHERE status = 'running'")
+    stale = "" if older_than is None else " AND updated_at < now64(3) - toIntervalSecond({stale:UInt32})"
+    rows = warehouse.query_dicts(
+        f"SELECT * FROM {db}.analytics_refreshes FINAL WHERE status = 'running'{stale}",
+        {} if older_than is None else {"stale": int(older_than.total_seconds())},
+    )
     for row in rows:
         refresh_id = int(row["refresh_id"])
         warehouse.command(f"DROP TABLE IF EXISTS {sql.work_table(db, refresh_id)}")

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         None, description="ClickHouse server URL (http://user:pass@host:8123); unset = embedded chDB"
     )
     clickhouse_database: str = Field("cdp", description="Warehouse database name")
+    migrate_on_start: bool = Field(
+        True,
+        description="cdp up and cdp run ingest|warehouse apply the warehouse migrations at start; "
+        "false: wait for 'cdp migrate' to apply them (one job instead of every replica)",
+    )
 
     # --- HTTP ---------------------------------------------------------------------------------
     http_host: str = Field("127.0.0.1", description="Ingest/admin API bind address")

@@ -168,7 +168,7 @@ class _ChildMetrics(Collector):
             if child.is_alive():
                 with contextlib.suppress(httpx.HTTPError):
                     families.extend(
-                        text_string_to_metric_families(httpx.get(child.metrics_url, timeout=1.0).text)
+                        text_string_to_metric_families(httpx.get(child.metrics_url, timeout=3.0).text)
                     )
         for family in families:
             if family.name.startswith(("python_", "process_")):

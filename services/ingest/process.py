@@ -3,8 +3,9 @@ ClickHouse endpoint (CDP_CLICKHOUSE_URL, or this machine's ``cdp run warehouse``
 
 It is stateless: run any number behind a load balancer. At start it creates the platform's
 topics and applies the warehouse migrations (both idempotent), so a fresh Kafka and ClickHouse
-need nothing else. On SIGTERM it stops accepting requests, flushes the Kafka producer (every
-acknowledged event is on Kafka), writes the admin audit and closes its servers.
+need nothing else; with CDP_MIGRATE_ON_START=false it waits for ``cdp migrate`` to apply them.
+On SIGTERM it stops accepting requests, flushes the Kafka producer (every acknowledged event is on
+Kafka), writes the admin audit and closes its servers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from services.core.metrics import IngestMetrics
 from services.core.secrets import PlatformSecrets, load_or_create
 from services.core.service_links import ServiceStartError, connect, is_distributed, require_secrets
 from services.core.settings import Settings
-from services.core.warehouse.setup import prepare_warehouse
+from services.core.warehouse.setup import prepare_warehouse, wait_for_schema
+from services.core.worker_host import SCHEMA_WAIT_SECONDS
 from services.ingest.service import SECRETS, IngestService, build_ingest_service
 
 log = logging.getLogger("cdp.ingest")
@@ -87,7 +89,10 @@ async def run_ingest(
         await asyncio.to_thread(
             ensure_platform_topics, bootstrap, settings.topic_partitions, settings.topic_replication
         )
-        await asyncio.to_thread(prepare_warehouse, warehouse, settings, on_step)
+        if settings.migrate_on_start:
+            await asyncio.to_thread(prepare_warehouse, warehouse, settings, on_step)
+        else:  # one 'cdp migrate' job changes the schema, not every replica at once
+            await asyncio.to_thread(wait_for_schema, warehouse, SCHEMA_WAIT_SECONDS, on_step)
         secrets = process_secrets(settings)
         settings = settings.model_copy(update={"privacy_hash_key": SecretStr(secrets.privacy_hash_key)})
         registry = CollectorRegistry()

@@ -28,7 +28,7 @@ from services.analytics.refresh import RefreshRunner, interrupt_running
 from services.core.kafka.producer import AsyncProducer
 from services.core.metrics import AnalyticsMetrics, IngestMetrics
 from services.core.secrets import PlatformSecrets
-from services.core.service_links import ServiceStartError
+from services.core.service_links import ServiceStartError, is_distributed
 from services.core.settings import Settings
 from services.core.warehouse.port import Warehouse
 from services.identity.config import identifier_rules
@@ -153,7 +153,8 @@ def build_ingest_service(
     access = AccessControl(warehouse, tokens, api.write_keys, reload_seconds=settings.access_reload_seconds)
     access.reload()
     reader = ProfileReader(warehouse, rules=identifier_rules(settings))
-    interrupted = interrupt_running(warehouse)
+    # Distributed: other ingest replicas share the table, so only refreshes idle for an hour are orphans.
+    interrupted = interrupt_running(warehouse, timedelta(hours=1) if is_distributed(settings) else None)
     if interrupted:
         on_step(f"marked {len(interrupted)} interrupted customer value refresh(es) as failed")
     analytics = RefreshRunner(warehouse, value_options(settings), AnalyticsMetrics.create(registry))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -132,9 +132,20 @@ def list_requests(warehouse: Warehouse, limit: int = 100, kind: str | None = Non
     return [_from_row(row) for row in rows]
 
 
-def interrupt_running(warehouse: Warehouse) -> list[str]:
-    """Erasures that a stop interrupted are marked failed at the next start (re-run them)."""
-    interrupted = [r for r in list_requests(warehouse, 1000) if r.status == RUNNING]
+def interrupt_running(warehouse: Warehouse, older_than: timedelta | None = None) -> list[str]:
+    """Erasures that a stop interrupted are marked failed at the next start (re-run them).
+
+    ``older_than``: only those requested longer ago than that (several replicas share the table:
+    a younger one may be running in another replica, which fails it itself at its timeout)."""
+    cutoff = None if older_than is None else datetime.now(UTC) - older_than
+    interrupted = [
+        r for r in list_requests(warehouse, 1000)
+        if r.status == RUNNING and (cutoff is None or _aware(r.requested_at) < cutoff)
+    ]  # fmt: skip
     for request in interrupted:
         record(warehouse, request.finished(FAILED, error="interrupted by a platform stop; run it again"))
     return [request.request_id for request in interrupted]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

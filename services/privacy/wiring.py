@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from starlette.routing import Route
 
 from services.admin.auth import AdminTokens
 from services.core.metrics import PrivacyMetrics
+from services.core.service_links import is_distributed
 from services.core.settings import Settings
 from services.core.warehouse.port import Warehouse
 from services.identity.config import identifier_rules
@@ -61,5 +63,7 @@ def build_privacy(
     )
     eraser = Eraser(warehouse, hasher, suppressions, metrics, config)
     reloader = SuppressionReloader(suppressions, warehouse, settings.access_reload_seconds)
-    interrupted = interrupt_running(warehouse)
+    # Distributed: other ingest replicas share the table; their erasures fail themselves at the timeout.
+    stale = timedelta(seconds=settings.privacy_erase_timeout_seconds) if is_distributed(settings) else None
+    interrupted = interrupt_running(warehouse, stale)
     return PrivacyService(hasher, suppressions, eraser, metrics, reloader, warehouse, settings, interrupted)

@@ -1,9 +1,10 @@
 """Who puts the schema in place, and how the other services wait for it.
 
-``cdp up``, ``cdp run warehouse`` and ``cdp run ingest`` apply the migrations (idempotent: a
-second run applies nothing) and the raw-event retention. ``cdp run identity|segments`` never
-change the schema: they wait for it to be complete and refuse to start, saying what to do, when it
-is not there in time.
+``cdp up``, ``cdp run warehouse``, ``cdp run ingest`` and ``cdp migrate`` apply the migrations
+(idempotent: a second run applies nothing) and the raw-event retention; with
+CDP_MIGRATE_ON_START=false only ``cdp migrate`` does, and ingest waits like the processors.
+``cdp run identity|segments`` never change the schema: they wait for it to be complete and refuse
+to start, saying what to do, when it is not there in time.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def wait_for_schema(
         if time.monotonic() >= deadline:
             raise SchemaMissingError(
                 f"the warehouse schema is missing {len(missing)} migration(s) ({', '.join(missing[:3])}"
-                f"{', ...' if len(missing) > 3 else ''}): start 'cdp run ingest' (or 'cdp run warehouse', "
-                "'cdp up'), which applies them, then start this service again"
+                f"{', ...' if len(missing) > 3 else ''}): run 'cdp migrate' (or start 'cdp run ingest', "
+                "'cdp run warehouse' or 'cdp up', which apply them), then start this service again"
             )
         if not told:
             on_step(

@@ -532,6 +532,33 @@ def test_one_process_schedules_the_customer_value_refresh(
     )
 
 
+def test_one_process_applies_the_migrations(
+    compose: Compose, k8s: K8s, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replicas starting together would race on the same migration (a backfill INSERT twice):
+    exactly one single-replica ingest process has CDP_MIGRATE_ON_START, the others wait for it."""
+    migrating = {
+        spec.name: spec.replicas
+        for spec, settings in compose_settings(compose, "ingest", monkeypatch)
+        if settings.migrate_on_start
+    }
+    assert list(migrating.values()) == [1], (
+        f"compose: ingest services that apply the migrations, with their replicas: {migrating}; "
+        "exactly one with one replica may (CDP_MIGRATE_ON_START=false on the others)"
+    )
+    found = []
+    for deployment in k8s.deployments_of("ingest"):
+        if settings_from_env(k8s_env(k8s, deployment), monkeypatch).migrate_on_start:
+            found.append(deployment["metadata"]["name"])
+            assert deployment["spec"]["replicas"] == 1, f"{found[-1]}: every replica would migrate"
+            assert deployment["spec"].get("strategy", {}).get("type") == "Recreate", (
+                f"{found[-1]}: a rolling update would run two migrating pods at once; use strategy Recreate"
+            )
+    assert len(found) == 1, (
+        f"Kubernetes: {len(found)} ingest Deployments apply the migrations ({found}); one must"
+    )
+
+
 def _port_number(spec: dict[str, Any], port: object) -> int:
     if isinstance(port, int):
         return port
