@@ -46,7 +46,7 @@ demo: $(STAMP) ## Send demo traffic to a running platform (ARGS="--customers 500
 test: $(STAMP) prometheus ## Run the whole test suite against a real broker and warehouse
 	$(BIN)/python -m pytest $(ARGS)
 
-test-unit: $(STAMP) ## Run only the unit tests (no sockets)
+test-unit: $(STAMP) prometheus ## Run only the unit tests (no sockets; promtool checks the deploy files)
 	$(BIN)/python -m pytest tests/unit $(ARGS)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict
@@ -58,7 +58,7 @@ fmt: $(STAMP) ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## Run every benchmark (~20 min): table, bench-results.json, README table (ARGS=--quick: smoke run)
+bench: $(STAMP) ## Run every benchmark (~25 min): table, bench-results.json, README table (ARGS=--quick: smoke run)
 	$(BIN)/python -m tests.bench $(ARGS)
 	$(BIN)/python -m tests.bench.readme
 

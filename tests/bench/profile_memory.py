@@ -7,7 +7,8 @@ of ``tests/bench/identity_pipeline.py``). The worker holds every profile of its 
 memory: the identity graph (every identifier and link) and the folded profile states. The events
 are synthetic shop customers, each with ``EVENTS_PER_PROFILE`` events through the real ingest
 normaliser (an identify with email and name, a page view, three product views, a cart addition,
-an order with two lines, an email opened): customer id, device id and email, one profile each.
+an order with two lines, an email opened): customer id, device id, email and email recipient id,
+one profile each.
 
 The events are produced in steps of ``STEP``, each once the worker has caught up with the ones
 before, as under steady traffic: a replay of everything at once would measure the backlog that the
@@ -249,7 +250,7 @@ def run(profiles: int = 100_000) -> dict[str, Any]:
         "name": "profile_memory",
         "description": (
             f"one IdentityWorker process folding {profiles:,} synthetic shop customers "
-            f"({EVENTS_PER_PROFILE} events, 3 identifiers each): RSS growth per profile; the warehouse "
+            f"({EVENTS_PER_PROFILE} events, 4 identifiers each): RSS growth per profile; the warehouse "
             "profiles table's bytes on disk per profile (system.parts)"
         ),
         "profiles": profiles,

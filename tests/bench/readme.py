@@ -167,6 +167,12 @@ def cell(row: Row, summary: Mapping[str, Any]) -> str | None:
     return "; ".join(parts)
 
 
+def measured(report: Mapping[str, Any]) -> str:
+    """The day, or first and last day, the results were measured (``--only`` merges runs)."""
+    days = sorted({str(r.get("measured_at") or report["when"])[:10] for r in report["results"]})
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
+
+
 def header(cores: int) -> list[str]:
     return ["measured", f"cdp on this machine ({cores} cores)", *VENDORS]
 
@@ -179,7 +185,7 @@ def render(report: Mapping[str, Any]) -> str:
     summary, machine = report["summary"], report["machine"]
     lines = [
         BEGIN,
-        f"`make bench` on this machine, {report['when'][:10]}: {machine['cores']} cores, Python "
+        f"`make bench` on this machine, {measured(report)}: {machine['cores']} cores, Python "
         f"{machine['python']}; medians of {report['rounds']} rounds where a benchmark repeats. Our numbers "
         "are rounded to whole numbers from 100 up and to three significant digits below.",
         "",
