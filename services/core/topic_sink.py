@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 
 INSERT_COLUMNS = ("_raw", "kafka_cluster", "kafka_partition", "kafka_offset")
+RECENT_MESSAGE_IDS = 100_000
+"""messageIds a sink with ``message_id_of`` remembers (about 10 MB) to recognise a repeated event."""
 TOPIC_INSERT_COLUMNS = (*INSERT_COLUMNS, "kafka_topic")
 
 
@@ -85,6 +87,10 @@ class TopicSink:
     ``topic_column``: the table is written from several topics and records each row's topic in
     ``kafka_topic``; positions are then per topic. ``resume_table``: where the lineage columns can
     be read when ``table`` cannot be queried (a Null landing table feeding a materialized view).
+    ``position_of`` and ``message_id_of``: the records are decisions of the identity graph, with
+    positions increasing on each partition and a messageId each; a record at or below the highest
+    position of its partition (stored or in the batch), or with a messageId among the latest
+    ``RECENT_MESSAGE_IDS`` ones, is a repeat that a restarted worker produced again, and no row.
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class TopicSink:
         resume_table: str | None = None,
         explode: Callable[[bytes], list[bytes]] | None = None,
         position_of: Callable[[bytes], int | None] | None = None,
+        message_id_of: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self.topic = topic
         self._topic_column = topic_column
@@ -114,6 +121,8 @@ class TopicSink:
         self._explode = explode
         self._position_of = position_of
         self._positions: dict[int, int] = {}  # partition -> highest position stored or in the batch
+        self._message_id_of = message_id_of
+        self._recent: dict[bytes, None] = {}  # the latest messageIds written, oldest first
         self._topic_json = orjson.dumps(topic)
         self.table = table
         self._skip = skip
@@ -264,6 +273,8 @@ class TopicSink:
             if self._skip is not None and self._skip(record):
                 continue
             if self._position_of is not None and self._repeated(partition, record):
+                self.rows_repeated += 1
+                self._metrics.rows_repeated.labels(self.table).inc()
                 continue
             row = b'{"_raw":%s,"kafka_cluster":%s,"kafka_partition":%d,"kafka_offset":%d%s}' % (
                 record, self._cluster_json, partition, offset,
@@ -275,17 +286,22 @@ class TopicSink:
             batch.add(partition, offset, None, 0)  # no row, but its offset must be committed
 
     def _repeated(self, partition: int, record: bytes) -> bool:
-        """A record at or below the highest position of its partition: an upstream worker that
-        restarted produced it again (its position shows it, see ``position_of``)."""
+        """A record a restarted upstream worker produced again (see ``position_of``): the graph
+        decided the same observation again (same position), or the forwarder passed the same event
+        again (same messageId, a new position)."""
         assert self._position_of is not None
         position = self._position_of(record)
-        if position is None:
-            return False
-        if position <= self._positions.get(partition, -1):
-            self.rows_repeated += 1
-            self._metrics.rows_repeated.labels(self.table).inc()
-            return True
-        self._positions[partition] = position
+        if position is not None:
+            if position <= self._positions.get(partition, -1):
+                return True
+            self._positions[partition] = position
+        message_id = self._message_id_of(record) if self._message_id_of is not None else None
+        if message_id is not None:
+            if message_id in self._recent:
+                return True
+            self._recent[message_id] = None
+            if len(self._recent) > RECENT_MESSAGE_IDS:
+                del self._recent[next(iter(self._recent))]
         return False
 
     def _write(self, batch: _Batch) -> None:

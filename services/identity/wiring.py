@@ -22,7 +22,12 @@ from services.identity.config import identifier_rules, link_limits
 from services.identity.streaming.fold_stage import FoldProcessor
 from services.identity.streaming.graph_stage import GraphProcessor
 from services.identity.streaming.kafka_worker import IdentityWorker, encode
-from services.identity.streaming.records import OutRecord, is_erased_profile, stored_position
+from services.identity.streaming.records import (
+    OutRecord,
+    is_erased_profile,
+    stored_message_id,
+    stored_position,
+)
 from services.identity.streaming.restore import (
     GraphRestorer,
     WarehouseEventStore,
@@ -151,9 +156,9 @@ def identity_sinks(
     return [
         sink(topics.IDENTITY_RESOLVED, "events", "cdp-warehouse-events-resolved", topic_column=True,
              explode=split_lines, skip=_not_a_stored_event, valid=is_canonical_event,
-             position_of=stored_position),
+             position_of=stored_position, message_id_of=stored_message_id),
         sink(topics.IDENTITY_UNRESOLVED, "events", "cdp-warehouse-events-unresolved", topic_column=True,
-             valid=is_canonical_event, position_of=stored_position),
+             valid=is_canonical_event, position_of=stored_position, message_id_of=stored_message_id),
         sink(topics.IDENTITY_RESOLVED, "identity_assignments", resume_table="identities",
              explode=split_lines, skip=_assigns_no_identifiers),
         sink(topics.PROFILES, "profiles", skip=is_erased_profile),

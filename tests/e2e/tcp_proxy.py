@@ -14,9 +14,13 @@ from types import TracebackType
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with an RST (SO_LINGER 0): the peer sees 'connection reset', as from a dead server."""
+    """Close with an RST (SO_LINGER 0): the peer sees 'connection reset', as from a dead server.
+    ``shutdown`` first: a bare ``close`` neither wakes a pump thread blocked in ``recv`` on the
+    socket nor releases the connection while that call lasts, so the peer would wait forever."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
 

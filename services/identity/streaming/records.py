@@ -355,6 +355,17 @@ def stored_position(value: bytes) -> int | None:
     return int(found.group(1)) if found else None
 
 
+_MESSAGE_ID = re.compile(rb'"messageId":"((?:[^"\\]|\\.)*)"')
+
+
+def stored_message_id(value: bytes) -> bytes | None:
+    """The messageId of the event in an ``event`` or ``unresolved`` record, read from its bytes (as
+    JSON text). The fields before the event are scalars and identifier keys, so the first match is
+    the event's."""
+    found = _MESSAGE_ID.search(value)
+    return found.group(1) if found else None
+
+
 def is_profile_record(value: Any) -> bool:
     """A decoded ``cdp.profiles`` value that names a profile and its version: what every reader of
     the topic relies on. Anything else was not written by the identity worker."""
