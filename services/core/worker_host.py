@@ -52,12 +52,18 @@ class WorkerHost:
             }
             if self.sinks:
                 readiness["sinks"] = lambda: all(sink.is_alive() for sink in self.sinks)
-            self._server = serve_health(host, port, self._registry, self._heartbeat.alive, readiness)
+            self._server = serve_health(host, port, self._registry, self._alive, readiness)
             self._on_step(f"metrics on http://{host}:{port}/metrics (health: /healthz, /readyz)")
         for sink in self.sinks:
             sink.start()
         if self.sinks:
             self._on_step(f"{len(self.sinks)} topic sinks writing to the warehouse")
+
+    def _alive(self) -> bool:
+        """Liveness: the event loop beats, and no sink thread has ended (a sink that stopped on an
+        error never resumes in this process: the orchestrator must restart it)."""
+        sink_ended = self._worker_running and not all(sink.is_alive() for sink in self.sinks)
+        return self._heartbeat.alive() and not sink_ended
 
     def worker_started(self) -> None:
         self._worker_running = True
