@@ -64,28 +64,34 @@ def metric(platform: CdpProcess, name: str) -> float:
     return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
-def read_topic(
-    bootstrap: str, topic: str, quiet: float = 1.5
-) -> list[tuple[int, int, bytes | None, bytes | None]]:
-    """Every record of ``topic`` as (partition, offset, key, value), read until quiet."""
+Record = tuple[int, int, bytes | None, bytes | None]
+
+
+def read_topics(bootstrap: str, names: list[str], quiet: float = 1.5) -> dict[str, list[Record]]:
+    """Every record of each topic as (partition, offset, key, value): one consumer over all of
+    them, read until quiet."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"scan-{uuid.uuid4()}", "enable.auto.commit": False,
     })  # fmt: skip
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
-        records: list[tuple[int, int, bytes | None, bytes | None]] = []
+        metadata = consumer.list_topics(timeout=10).topics
+        consumer.assign([TopicPartition(t, p, 0) for t in names for p in metadata[t].partitions])
+        records: dict[str, list[Record]] = {name: [] for name in names}
         last = time.monotonic()
         while time.monotonic() - last < quiet:
             for message in consumer.consume(5000, 0.2):
                 if message.error() is None:
-                    records.append(
+                    records[str(message.topic())].append(
                         (message.partition() or 0, message.offset() or 0, message.key(), message.value())
                     )
                     last = time.monotonic()
         return records
     finally:
         consumer.close()
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Record]:
+    return read_topics(bootstrap, [topic])[topic]
 
 
 def all_topics(bootstrap: str) -> list[str]:
@@ -224,8 +230,8 @@ def test_export_then_erase_a_merged_person_leaves_no_trace(platform: CdpProcess)
     # Later events carrying her identifiers are dropped at ingest and counted; nothing new about her
     # reaches any topic or table. Bert's later event flows.
     offsets = {
-        topic: {(p, o) for p, o, _, _ in read_topic(platform.bootstrap, topic)}
-        for topic in all_topics(platform.bootstrap)
+        topic: {(p, o) for p, o, _, _ in records}
+        for topic, records in read_topics(platform.bootstrap, all_topics(platform.bootstrap)).items()
     }
     send(platform, [
         {"type": "track", "event": "Product Viewed", "userId": ERIKA_CUSTOMER, "messageId": f"{RUN}-e5",
@@ -242,8 +248,8 @@ def test_export_then_erase_a_merged_person_leaves_no_trace(platform: CdpProcess)
 
     wait_for(bert_stored, timeout=60)
     assert metric(platform, "cdp_ingest_events_suppressed_total") == suppressed_before + 2
-    for topic in all_topics(platform.bootstrap):
-        for partition, offset, key, value in read_topic(platform.bootstrap, topic):
+    for topic, records in read_topics(platform.bootstrap, all_topics(platform.bootstrap)).items():
+        for partition, offset, key, value in records:
             if (partition, offset) in offsets.get(topic, set()):
                 continue
             text = ((key or b"") + b" " + (value or b"")).decode(errors="replace").lower()
