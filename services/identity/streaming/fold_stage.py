@@ -11,7 +11,8 @@ the order the graph stage (or another fold partition) produced them. Per record 
   is a join: a transfer replayed, or overlapping events that also arrive one by one, change nothing.
 * ``split`` (at every part of a split profile): the part is rebuilt from the event store, from the
   events whose best-ranked identifier (their anchor, which picks their profile) is in the part. A
-  part left without events is retired (``live: false``, no ``mergedInto``).
+  part left without events is retired (``live: false``, no ``mergedInto``). A split record at or
+  below the position the id was last rebuilt at is a replay (graph restart) and changes nothing.
 * ``redirect`` (at ids absorbed before a split): they now redirect to the part holding them.
 * ``erase`` (GDPR Art. 17, at every id the erased person ever had): the id's state is forgotten
   and ``profiles`` gets an ``erased`` record (no personal data) and then a tombstone. The id is
@@ -22,7 +23,10 @@ the order the graph stage (or another fold partition) produced them. Per record 
 be in flight when the rebuild has happened; they would put events of another part back in. A
 rebuild at position S reflects every event observed before S, so any record reaching the id with
 a position below S is dropped (``overtaken``). The mark stays on absorbed ids too: a stale record
-walking a redirect chain is dropped at the first hop that was rebuilt.
+walking a redirect chain is dropped at the first hop that was rebuilt. A forwarded record carries
+``forwardedAt``, the position from which the id it left points here (its merge or redirect): when
+that hop is later than S, the record belonged to another profile at S and the rebuild did not cover
+it, so it counts as reaching the id at ``forwardedAt`` and is kept.
 
 **Versions.** ``position`` is the highest graph position that reached the profile: a function of
 the observation order only, equal on every worker count and interleaving. ``version`` orders the
@@ -148,7 +152,7 @@ class FoldProcessor:
         if profile_id in self._erased:
             self.dropped_erased += 1
             return []
-        if position < self._rebuilt_at.get(profile_id, -1):
+        if max(position, record.get("forwardedAt", -1)) < self._rebuilt_at.get(profile_id, -1):
             self.overtaken += 1
             return []
         if kind == Kind.EVENT:
@@ -224,9 +228,9 @@ class FoldProcessor:
     # -- record kinds -------------------------------------------------------------------------------
 
     def _event(self, profile_id: str, position: int, record: Mapping[str, Any]) -> list[OutRecord]:
-        survivor = self._survivor(profile_id)
-        if survivor is not None:
-            return [forwarded(record, survivor)]
+        onward = self._forwarded(profile_id, record)
+        if onward is not None:
+            return [onward]
         profile = self._profile(profile_id)
         event = record["event"]
         changed = profile.state.apply(event)
@@ -249,9 +253,9 @@ class FoldProcessor:
         return records
 
     def _transfer(self, profile_id: str, position: int, record: Mapping[str, Any]) -> list[OutRecord]:
-        survivor = self._survivor(profile_id)
-        if survivor is not None:
-            return [forwarded(record, survivor)]
+        onward = self._forwarded(profile_id, record)
+        if onward is not None:
+            return [onward]
         profile = self._profile(profile_id)
         profile.state.merge(ProfileState.from_snapshot(record["snapshot"], self._policy))
         self._touch(profile_id, profile, position, record["identifiers"], changed=True)
@@ -260,6 +264,8 @@ class FoldProcessor:
     def _split(self, profile_id: str, position: int, members: Sequence[str]) -> list[OutRecord]:
         if self._events_of is None:
             raise RuntimeError("a split record reached a fold stage without an event store (events_of)")
+        if self._rebuilt_at.get(profile_id, -1) >= position:
+            return []  # a replayed split (graph restart): rebuilding again would lose later transfers
         keep = set(members)
         state, folded = ProfileState(self._policy), False
         for event in self._events_of(members):
@@ -293,9 +299,13 @@ class FoldProcessor:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _survivor(self, profile_id: str) -> str | None:
+    def _forwarded(self, profile_id: str, record: Mapping[str, Any]) -> OutRecord | None:
+        """The record sent on to the survivor when ``profile_id`` was merged away (or redirected)
+        here, stamped with the position from which it points there; None when it names a profile."""
         former = self._former.get(profile_id)
-        return None if former is None else former.merged_into
+        if former is None or former.merged_into is None:
+            return None
+        return forwarded(record, former.merged_into, former.position)
 
     def _profile(self, profile_id: str) -> FoldedProfile:
         profile = self._live.get(profile_id)

@@ -244,10 +244,12 @@ def profile_redirect_record(absorbed: str, survivor: str, position: int) -> OutR
 # -- fold stage -------------------------------------------------------------------------------------
 
 
-def forwarded(record: Mapping[str, Any], survivor: str) -> OutRecord:
+def forwarded(record: Mapping[str, Any], survivor: str, at: int) -> OutRecord:
     """An event or transfer that reached an absorbed id, sent on to its survivor. ``forwardedFrom``
-    lets a sink reading ``resolved`` skip copies of events it already stored."""
-    value = {**record, "profileId": survivor, "forwardedFrom": record["profileId"]}
+    lets a sink reading ``resolved`` skip copies of events it already stored (it stays the last
+    field). ``at`` (``forwardedAt``): the position from which the absorbed id points at the survivor,
+    which tells the survivor whether its last split rebuild already covered the record."""
+    value = {**record, "profileId": survivor, "forwardedAt": at, "forwardedFrom": record["profileId"]}
     return OutRecord(Topic.RESOLVED, survivor, value)
 
 

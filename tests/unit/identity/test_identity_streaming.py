@@ -181,6 +181,48 @@ def test_splits_and_detaches_through_the_pipeline_rebuild_every_part(
     assert_converged(sim, limits)
 
 
+def _shop_record(message_id: str, kind: str, ids: dict[str, str], **fields: Any) -> dict[str, Any]:
+    chat = fields.get("event") == "Conversation Started"
+    return {
+        "schemaVersion": 1, "messageId": message_id, "type": kind, "channel": "chat" if chat else "shop",
+        "source": "chat-widget" if chat else "web", "identifiers": ids, "properties": {}, "traits": {},
+        "context": {"channel": "chat" if chat else "shop"}, "timestamp": "2026-11-01T12:00:00Z",
+        "receivedAt": "2026-11-01T12:01:00Z", **fields,
+    }  # fmt: skip
+
+
+def test_a_transfer_forwarded_through_a_merge_after_a_detach_still_reaches_the_survivor() -> None:
+    """Found by the property above: chat-0's first event sits in a profile whose transfer is still in
+    flight when that profile merges (position 9) into the account rebuilt by the detach (position 7).
+    The forwarded transfer carries position 6 but joined the account after its rebuild: it is kept."""
+    device, chat = {"anonymousId": "dev-0-0"}, {"chatHandle": "chat-0"}
+    talk = {"event": "Conversation Started", "properties": {"conversation_id": "c-0", "handled_by": "bot"}}
+    before = [
+        _shop_record("m-0-7", "identify", {**device, "customerId": "C0", "email": "p0.0@example.de"},
+                     traits={"first_name": "Name0", "city": "Berlin"}),
+        *(_shop_record(f"m-0-{n}", "page", device, name="Startseite") for n in (1, 2, 3, 4)),
+        _shop_record("m-0-5", "track", {**chat, "email": "p0.1@example.de"}, **talk),
+        _shop_record("m-0-9", "track", chat, **talk),
+    ]  # fmt: skip
+    after = [
+        _shop_record("m-0-0", "page", device, name="Startseite"),
+        _shop_record("m-0-8", "identify", {"anonymousId": "tablet-family", "customerId": "C0",
+                     "email": "p0.1@example.de"}, traits={"first_name": "Name0", "city": "Köln"}),
+        *(_shop_record(f"m-0-{n}", "page", device, name="Startseite") for n in (6, 10)),
+    ]  # fmt: skip
+    sim = PipelineSimulation(partitions=4, fold_instances=2, seed=1, now=now)
+    for record in before:
+        sim.publish(record)
+    sim.settle_graph()
+    sim.request_detach(email("p0.0@example.de"))
+    for record in after:
+        sim.publish(record)
+    sim.run()
+    [account] = sim.live_profiles().values()
+    assert len(account.state.recent.occurrences("Conversation Started")) == 2
+    assert_converged(sim)
+
+
 def chain_history() -> list[dict[str, Any]]:
     """A device alone, then an email alone, then both on an order (device -> email), then the account
     with the device (email -> account): a chain of two merges."""
@@ -480,6 +522,47 @@ def test_a_record_overtaken_by_a_split_is_dropped() -> None:
     assert fold.overtaken == 1
     assert fold.live["p_k"].identifiers == {"customer_id:K1"}
     assert fold.live["p_k"].state.to_snapshot() == folded(stored)
+
+
+def test_a_record_forwarded_through_a_merge_after_the_split_is_kept() -> None:
+    """The rebuild at 7 covers what was p_k's at 7, not p_b's: p_b's transfer (position 5) forwarded
+    over p_b's merge at 9 is kept, one forwarded over a merge before the rebuild is dropped."""
+    stored = [with_ids(page(0, message_id="m1"), customerId="K1")]
+    fold = FoldProcessor(now, events_of=lambda keys: stored)
+    fold.process(event_value("p_a", with_ids(page(1, message_id="m2"), anonymousId="a"), 2, "anonymous_id:a"))
+    fold.process(merge_value("p_a", "p_k", 3))  # p_a joined p_k before the split
+    fold.process({"kind": "split", "profileId": "p_k", "position": 7, "identifiers": ["customer_id:K1"]})
+    fold.process(event_value("p_b", with_ids(page(2, message_id="m3"), email="b@x.de"), 4, "email:b@x.de"))
+    [merged, _] = fold.process(merge_value("p_b", "p_k", 9))
+    fold.process(merged.value)
+    late = {"kind": "transfer", "profileId": "p_b", "from": "p_c", "position": 5, "identifiers": ["chat_handle:c"],
+            "snapshot": folded([with_ids(event("Conversation Started", 3, message_id="m4"), chatHandle="c")])}  # fmt: skip
+    [kept] = fold.process(late)
+    assert (kept.key, kept.value["forwardedAt"], kept.value["forwardedFrom"]) == ("p_k", 9, "p_b")
+    stale = event_value("p_a", with_ids(page(3, message_id="m5"), anonymousId="a"), 2, "anonymous_id:a")
+    [dropped] = fold.process(stale)
+    assert dropped.value["forwardedAt"] == 3
+    assert fold.process(kept.value) == []
+    assert fold.process(dropped.value) == []
+    assert fold.overtaken == 1
+    assert fold.live["p_k"].identifiers == {"customer_id:K1", "email:b@x.de", "chat_handle:c"}
+    assert len(fold.live["p_k"].state.recent.occurrences("Conversation Started")) == 1
+
+
+def test_a_replayed_split_keeps_what_reached_the_part_after_it() -> None:
+    """A graph worker restarted before the split's offset emits the split again: the part was already
+    rebuilt at that position, so the replay changes nothing (a transfer applied since is not re-sent)."""
+    stored = [with_ids(page(0, message_id="m1"), customerId="K1")]
+    fold = FoldProcessor(now, events_of=lambda keys: stored)
+    split = {"kind": "split", "profileId": "p_k", "position": 7, "identifiers": ["customer_id:K1"]}
+    fold.process(split)
+    transfer = {"kind": "transfer", "profileId": "p_k", "from": "p_c", "position": 9, "identifiers": ["chat_handle:c"],
+                "snapshot": folded([with_ids(event("Conversation Started", 3, message_id="m2"), chatHandle="c")])}  # fmt: skip
+    fold.process(transfer)
+    joined = fold.live["p_k"].state.to_snapshot()
+    assert fold.process(split) == []
+    assert fold.live["p_k"].state.to_snapshot() == joined
+    assert fold.live["p_k"].identifiers == {"customer_id:K1", "chat_handle:c"}
 
 
 def folded(events: list[dict[str, Any]]) -> dict[str, Any]:
