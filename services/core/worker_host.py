@@ -6,16 +6,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from services.core.health import Heartbeat, KafkaProbe, serve_health
+from services.core.metrics import SinkMetrics
+from services.core.service_links import warehouse_url
 from services.core.settings import Settings
 from services.core.topic_sink import TopicSink
+from services.core.warehouse.connect_adapter import ConnectWarehouse
 from services.core.warehouse.http_endpoint import RunningServer
 from services.core.warehouse.port import Warehouse
 
 SCHEMA_WAIT_SECONDS = 60.0
 """How long a worker waits at start for ``cdp run ingest`` (or ``warehouse``) to apply the migrations."""
+
+
+SinkFactory = Callable[[str, str, Warehouse, SinkMetrics, Settings], list[TopicSink]]
+"""(bootstrap, cluster, warehouse, metrics, settings) -> the topic sinks of a worker."""
 
 
 class WorkerHost:
@@ -27,6 +34,7 @@ class WorkerHost:
         registry: CollectorRegistry,
         sinks: list[TopicSink],
         on_step: Callable[[str], None],
+        sink_warehouse: Warehouse | None = None,
     ) -> None:
         self._settings = settings
         self._bootstrap = bootstrap
@@ -38,6 +46,28 @@ class WorkerHost:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._server: RunningServer | None = None
         self._worker_running = False
+        self._sink_warehouse = sink_warehouse
+
+    @classmethod
+    def for_worker(
+        cls, settings: Settings, bootstrap: str, cluster: str, warehouse: Warehouse,
+        registry: CollectorRegistry, consumer_lag: Gauge, sink_factory: SinkFactory | None,
+        on_step: Callable[[str], None],
+    ) -> WorkerHost:  # fmt: skip
+        """The host of a worker; with ``sink_factory``, also its topic sinks on a warehouse connection
+        of their own (closed by ``close``), reporting lag in the worker's ``consumer_lag`` family."""
+        if sink_factory is None:
+            return cls(settings, bootstrap, warehouse, registry, [], on_step)
+        sink_warehouse = ConnectWarehouse(warehouse_url(settings), settings.clickhouse_database)
+        metrics = SinkMetrics.create(registry, consumer_lag=consumer_lag)
+        sinks = sink_factory(bootstrap, cluster, sink_warehouse, metrics, settings)
+        return cls(settings, bootstrap, warehouse, registry, sinks, on_step, sink_warehouse)
+
+    def close(self) -> None:
+        """Close the sinks' warehouse connection (after ``stop``, or when the worker never started)."""
+        if self._sink_warehouse is not None:
+            self._sink_warehouse.close()
+            self._sink_warehouse = None
 
     def start(self) -> None:
         """Serve health and metrics (when CDP_METRICS_PORT / --metrics-port is set) and start the sinks."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from services.core.kafka.producer import AsyncProducer
-from services.core.metrics import IdentityMetrics, SinkMetrics
+from services.core.metrics import IdentityMetrics
 from services.core.service_links import (
     ServiceStartError,
     bootstrap_of,
@@ -23,7 +23,6 @@ from services.core.service_links import (
     warehouse_url,
 )
 from services.core.settings import Settings
-from services.core.warehouse.connect_adapter import ConnectWarehouse
 from services.core.warehouse.port import Warehouse
 from services.core.warehouse.setup import wait_for_schema
 from services.core.worker_host import SCHEMA_WAIT_SECONDS, WorkerHost
@@ -57,19 +56,16 @@ async def run_identity(
 ) -> None:
     require_secrets(settings, SECRETS, "cdp run identity")
     bootstrap, cluster, warehouse = await connect(settings)
-    sink_warehouse = (
-        ConnectWarehouse(warehouse_url(settings), settings.clickhouse_database) if sinks else None
-    )
+    host: WorkerHost | None = None
     try:
         await asyncio.to_thread(wait_for_schema, warehouse, SCHEMA_WAIT_SECONDS, on_step)
         epoch = await asyncio.to_thread(_epoch, warehouse, cluster)
         registry = CollectorRegistry()
         metrics = IdentityMetrics.create(registry)
-        topic_sinks = []
-        if sink_warehouse is not None:
-            sink_metrics = SinkMetrics.create(registry, consumer_lag=metrics.consumer_lag)
-            topic_sinks = identity_sinks(bootstrap, cluster, sink_warehouse, sink_metrics, settings)
-        host = WorkerHost(settings, bootstrap, warehouse, registry, topic_sinks, on_step)
+        host = WorkerHost.for_worker(
+            settings, bootstrap, cluster, warehouse, registry, metrics.consumer_lag,
+            identity_sinks if sinks else None, on_step,
+        )  # fmt: skip
         producer = AsyncProducer(bootstrap)
         worker = identity_worker(
             bootstrap, producer, warehouse, settings, epoch, metrics, app_id=app_id or IDENTITY_APP_ID
@@ -94,8 +90,8 @@ async def run_identity(
             await host.stop()
     finally:
         warehouse.close()
-        if sink_warehouse is not None:
-            sink_warehouse.close()
+        if host is not None:
+            host.close()
         on_step("identity worker stopped")
 
 

@@ -14,10 +14,9 @@ from prometheus_client import CollectorRegistry
 
 from schemas.topics import PLATFORM_TOPICS, SEGMENT_TOPICS
 from services.core.kafka.admin import ensure_topics
-from services.core.metrics import SegmentMetrics, SinkMetrics
-from services.core.service_links import connect, warehouse_url
+from services.core.metrics import SegmentMetrics
+from services.core.service_links import connect
 from services.core.settings import Settings
-from services.core.warehouse.connect_adapter import ConnectWarehouse
 from services.core.warehouse.setup import wait_for_schema
 from services.core.worker_host import SCHEMA_WAIT_SECONDS, WorkerHost
 from services.segments.streaming.kafka_worker import SEGMENTS_APP_ID, SegmentWorker
@@ -40,9 +39,7 @@ async def run_segments(
     sinks: bool = True,
 ) -> None:
     bootstrap, cluster, warehouse = await connect(settings)
-    sink_warehouse = (
-        ConnectWarehouse(warehouse_url(settings), settings.clickhouse_database) if sinks else None
-    )
+    host: WorkerHost | None = None
     try:
         await asyncio.to_thread(wait_for_schema, warehouse, SCHEMA_WAIT_SECONDS, on_step)
         await asyncio.to_thread(
@@ -51,11 +48,10 @@ async def run_segments(
         )  # fmt: skip
         registry = CollectorRegistry()
         metrics = SegmentMetrics.create(registry)
-        topic_sinks = []
-        if sink_warehouse is not None:
-            sink_metrics = SinkMetrics.create(registry, consumer_lag=metrics.consumer_lag)
-            topic_sinks = segment_sinks(bootstrap, cluster, sink_warehouse, sink_metrics, settings)
-        host = WorkerHost(settings, bootstrap, warehouse, registry, topic_sinks, on_step)
+        host = WorkerHost.for_worker(
+            settings, bootstrap, cluster, warehouse, registry, metrics.consumer_lag,
+            segment_sinks if sinks else None, on_step,
+        )  # fmt: skip
         worker = SegmentWorker(
             bootstrap, warehouse, partitions=settings.topic_partitions,
             replication=settings.topic_replication, worker_id=worker_id(settings), metrics=metrics,
@@ -85,6 +81,6 @@ async def run_segments(
             await host.stop()
     finally:
         warehouse.close()
-        if sink_warehouse is not None:
-            sink_warehouse.close()
+        if host is not None:
+            host.close()
         on_step("segment processor stopped")
